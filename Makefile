@@ -1,0 +1,47 @@
+# Fairwire: `make run` starts a node with the embedded defaults, `make test` runs every test.
+# Set-up is idempotent: a stamp file remembers what was installed and from which inputs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fairwire-installed
+WEB := signalling/web
+WEB_STAMP := $(WEB)/node_modules/.fairwire-installed
+
+.PHONY: run test setup web system-deps lint typecheck bench clean
+
+setup: $(STAMP) $(WEB_STAMP)
+
+$(STAMP): pyproject.toml
+	@scripts/check-python.sh $(PYTHON)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install npm"; exit 1; }
+	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+system-deps:
+	@scripts/ensure-system-deps.sh
+
+run: setup
+	$(BIN)/fairwire serve
+
+test: setup system-deps
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check .
+
+typecheck:
+	$(BIN)/mypy
+
+bench: setup
+	$(BIN)/python tests/perf/bench_fanout.py
+
+clean:
+	rm -rf $(VENV) $(WEB)/node_modules

@@ -1,0 +1,336 @@
+"""The domain without I/O: rooms, participants, roles and grants.
+
+Everything here is a frozen value; the store keeps them, the signalling layer turns them into
+JSON. Validation of user input happens here so that every entry point (REST, socket.io, WHIP)
+refuses the same things with the same words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class RoomKind(enum.StrEnum):
+    LIVESTREAM = "livestream"
+    MEETING = "meeting"
+
+
+class RoomStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+class Role(enum.StrEnum):
+    EXHIBITOR = "exhibitor"
+    BUYER = "buyer"
+    HOST = "host"
+    VISITOR = "visitor"
+
+
+class Grant(enum.StrEnum):
+    PUBLISH = "publish"
+    SUBSCRIBE = "subscribe"
+    MODERATE = "moderate"
+    RECORD = "record"
+
+
+# The one table every endpoint and event consults: what a role may do by default. A token may
+# narrow this set (an exhibitor's assistant who only watches) but never widen it.
+DEFAULT_GRANTS: Mapping[Role, frozenset[Grant]] = {
+    Role.EXHIBITOR: frozenset({Grant.PUBLISH, Grant.SUBSCRIBE}),
+    Role.BUYER: frozenset({Grant.PUBLISH, Grant.SUBSCRIBE}),
+    Role.HOST: frozenset({Grant.PUBLISH, Grant.SUBSCRIBE, Grant.MODERATE, Grant.RECORD}),
+    Role.VISITOR: frozenset({Grant.SUBSCRIBE}),
+}
+
+# Allowed status changes: scheduled -> live -> ended, and a scheduled room may be cancelled.
+STATUS_TRANSITIONS: Mapping[RoomStatus, frozenset[RoomStatus]] = {
+    RoomStatus.SCHEDULED: frozenset({RoomStatus.LIVE, RoomStatus.ENDED}),
+    RoomStatus.LIVE: frozenset({RoomStatus.ENDED}),
+    RoomStatus.ENDED: frozenset(),
+}
+
+ROOM_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+IDENTITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+MAX_NAME_CHARS = 200
+MAX_CATEGORY_CHARS = 100
+MAX_LANGUAGES = 16
+
+
+class ValidationError(ValueError):
+    """User input that the domain refuses; ``field`` names what was wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def new_room_id() -> str:
+    return secrets.token_urlsafe(9).replace("_", "x").replace("-", "y")
+
+
+def grants_for(role: Role, requested: Iterable[Grant] | None = None) -> frozenset[Grant]:
+    """The grants a token for ``role`` carries: the role's defaults, optionally narrowed."""
+    allowed = DEFAULT_GRANTS[role]
+    if requested is None:
+        return allowed
+    wanted = frozenset(requested)
+    extra = wanted - allowed
+    if extra:
+        names = ", ".join(sorted(g.value for g in extra))
+        raise ValidationError("grants", f"role {role.value!r} may not hold {names}")
+    return wanted
+
+
+def _text(field_name: str, value: object, limit: int, *, required: bool = True) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field_name, "must be a string")
+    text = value.strip()
+    if required and not text:
+        raise ValidationError(field_name, "must not be empty")
+    if len(text) > limit:
+        raise ValidationError(field_name, f"longer than {limit} characters")
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+        raise ValidationError(field_name, "contains control characters")
+    return text
+
+
+def check_identity(value: object) -> str:
+    if not isinstance(value, str) or not IDENTITY_RE.match(value):
+        raise ValidationError(
+            "identity", "1-128 characters: letters, digits and . _ @ - (starting with a letter or digit)"
+        )
+    return value
+
+
+def check_room_id(value: object) -> str:
+    if not isinstance(value, str) or not ROOM_ID_RE.match(value):
+        raise ValidationError("room", "1-64 characters: letters, digits, _ and -")
+    return value
+
+
+def check_language(value: object, field_name: str = "language") -> str:
+    if not isinstance(value, str) or not LANGUAGE_RE.match(value):
+        raise ValidationError(field_name, "a BCP 47 language tag such as 'en' or 'zh-CN'")
+    return value
+
+
+def _enum(cls: type[enum.StrEnum], field_name: str, value: object) -> Any:
+    try:
+        return cls(str(value))
+    except ValueError:
+        choices = ", ".join(member.value for member in cls)
+        raise ValidationError(field_name, f"one of {choices}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    id: str
+    name: str
+    kind: RoomKind
+    category: str = ""
+    owner: str = ""
+    scheduled_start: float | None = None
+    scheduled_end: float | None = None
+    status: RoomStatus = RoomStatus.SCHEDULED
+    record: bool = False
+    languages: tuple[str, ...] = ("en",)
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    def with_status(self, status: RoomStatus, now: float) -> Room:
+        """The room moved to ``status`` at ``now``; refuses a move the lifecycle does not allow."""
+        if status == self.status:
+            return self
+        if status not in STATUS_TRANSITIONS[self.status]:
+            raise ValidationError(
+                "status", f"cannot go from {self.status.value} to {status.value}"
+            )
+        changes: dict[str, Any] = {"status": status}
+        if status == RoomStatus.LIVE:
+            changes["started_at"] = now
+        elif status == RoomStatus.ENDED:
+            changes["ended_at"] = now
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "category": self.category,
+            "owner": self.owner,
+            "scheduled_start": self.scheduled_start,
+            "scheduled_end": self.scheduled_end,
+            "status": self.status.value,
+            "record": self.record,
+            "languages": list(self.languages),
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Room:
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            kind=RoomKind(data["kind"]),
+            category=data.get("category", ""),
+            owner=data.get("owner", ""),
+            scheduled_start=data.get("scheduled_start"),
+            scheduled_end=data.get("scheduled_end"),
+            status=RoomStatus(data.get("status", "scheduled")),
+            record=bool(data.get("record", False)),
+            languages=tuple(data.get("languages", ("en",))),
+            created_at=float(data.get("created_at", 0.0)),
+            started_at=data.get("started_at"),
+            ended_at=data.get("ended_at"),
+        )
+
+
+ROOM_FIELDS = frozenset(
+    {"id", "name", "kind", "category", "owner", "scheduled_start", "scheduled_end", "record",
+     "languages", "status"}
+)
+
+
+def _timestamp(field_name: str, value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValidationError(field_name, "a UNIX time in seconds, or null")
+    if not 0 <= value < 2**34:
+        raise ValidationError(field_name, "out of range")
+    return float(value)
+
+
+def room_from_request(data: Mapping[str, Any], now: float) -> Room:
+    """Validate a create-room request body and build the room. Unknown fields are refused."""
+    unknown = set(data) - ROOM_FIELDS
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "unknown field")
+    room_id = check_room_id(data["id"]) if "id" in data else new_room_id()
+    if "name" not in data:
+        raise ValidationError("name", "is required")
+    name = _text("name", data["name"], MAX_NAME_CHARS)
+    if "kind" not in data:
+        raise ValidationError("kind", "is required")
+    kind = _enum(RoomKind, "kind", data["kind"])
+    category = _text("category", data.get("category", ""), MAX_CATEGORY_CHARS, required=False)
+    owner = data.get("owner")
+    owner = "" if owner is None or owner == "" else check_identity(owner)
+    start = _timestamp("scheduled_start", data.get("scheduled_start"))
+    end = _timestamp("scheduled_end", data.get("scheduled_end"))
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("scheduled_end", "must be after scheduled_start")
+    record = data.get("record", kind == RoomKind.LIVESTREAM)
+    if not isinstance(record, bool):
+        raise ValidationError("record", "must be true or false")
+    languages_raw = data.get("languages", ["en"])
+    if not isinstance(languages_raw, list) or not 1 <= len(languages_raw) <= MAX_LANGUAGES:
+        raise ValidationError("languages", f"a list of 1 to {MAX_LANGUAGES} language tags")
+    languages = tuple(check_language(lang, "languages") for lang in languages_raw)
+    status = _enum(RoomStatus, "status", data.get("status", "scheduled"))
+    if status == RoomStatus.ENDED:
+        raise ValidationError("status", "a new room cannot be ended")
+    return Room(
+        id=room_id,
+        name=name,
+        kind=kind,
+        category=category,
+        owner=owner,
+        scheduled_start=start,
+        scheduled_end=end,
+        status=status,
+        record=record,
+        languages=languages,
+        created_at=now,
+        started_at=now if status == RoomStatus.LIVE else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """A track a participant publishes, as others see it."""
+
+    id: str
+    kind: str  # "audio" | "video"
+    codec: str = ""
+    source: str = "camera"  # camera | microphone | screen | encoder
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "codec": self.codec, "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Track:
+        return cls(
+            id=data["id"], kind=data["kind"], codec=data.get("codec", ""),
+            source=data.get("source", "camera"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    identity: str
+    name: str
+    role: Role
+    grants: frozenset[Grant]
+    joined_at: float
+    language: str = "en"
+    node_id: str = ""
+    # The connection that holds this identity now: a reconnect replaces it, and a late
+    # disconnect of the older connection must not remove the newer one.
+    session_id: str = ""
+    tracks: tuple[Track, ...] = field(default=())
+
+    def can(self, grant: Grant) -> bool:
+        return grant in self.grants
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identity": self.identity,
+            "name": self.name,
+            "role": self.role.value,
+            "grants": sorted(g.value for g in self.grants),
+            "joined_at": self.joined_at,
+            "language": self.language,
+            "node_id": self.node_id,
+            "session_id": self.session_id,
+            "tracks": [t.to_dict() for t in self.tracks],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Participant:
+        return cls(
+            identity=data["identity"],
+            name=data["name"],
+            role=Role(data["role"]),
+            grants=frozenset(Grant(g) for g in data["grants"]),
+            joined_at=float(data["joined_at"]),
+            language=data.get("language", "en"),
+            node_id=data.get("node_id", ""),
+            session_id=data.get("session_id", ""),
+            tracks=tuple(Track.from_dict(t) for t in data.get("tracks", ())),
+        )
+
+    def public_dict(self) -> dict[str, Any]:
+        """What other participants see: no grants or node placement."""
+        return {
+            "identity": self.identity,
+            "name": self.name,
+            "role": self.role.value,
+            "joined_at": self.joined_at,
+            "language": self.language,
+            "tracks": [t.to_dict() for t in self.tracks],
+        }

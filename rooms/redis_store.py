@@ -1,0 +1,241 @@
+"""The shared store: rooms and participants in Redis, so that every node sees the same state.
+
+Layout under ``prefix`` (default ``fairwire``):
+
+- ``{prefix}:room:{id}`` — the room as JSON (:meth:`Room.to_dict`);
+- ``{prefix}:rooms`` — sorted set of room ids scored by ``created_at``, for ordered listing;
+- ``{prefix}:room:{id}:participants`` — hash identity -> participant JSON;
+- ``{prefix}:node:{node_id}:participants`` — set of ``room_id\\x00identity`` a node holds, so that
+  a restarted node's participants can be forgotten without scanning every room.
+
+Every write that must check something first is one Lua script, so that Redis runs the check and
+the write without another client in between. The scripts build the node-set keys from the prefix
+rather than receiving them in KEYS: this targets a single Redis (or a primary with replicas), not
+Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from rooms.model import Participant, Room, RoomKind, RoomStatus
+from rooms.store import RoomExistsError, RoomNotFoundError
+
+# Short enough for /readyz to answer promptly when Redis is gone; every command here is small.
+SOCKET_TIMEOUT = 2.0
+# MGET batch size for list_rooms: one round trip per batch without building huge replies.
+MGET_BATCH = 500
+
+# SET NX and the index entry together, so a failed create leaves no trace and two concurrent
+# creates of one id cannot both succeed. A re-created id starts with no participants.
+_CREATE_ROOM = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+redis.call('DEL', KEYS[3])
+return 1
+"""
+
+_SAVE_ROOM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+# The room check and the write in one step: no participant is written for a missing room. A
+# participant that moved to another node is taken out of its old node's set.
+_PUT_PARTICIPANT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old then
+  local old_key = ARGV[4] .. ':node:' .. (cjson.decode(old).node_id or '') .. ':participants'
+  if old_key ~= KEYS[3] then redis.call('SREM', old_key, ARGV[3]) end
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+
+_REMOVE_PARTICIPANT = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local node = cjson.decode(old).node_id or ''
+redis.call('SREM', ARGV[3] .. ':node:' .. node .. ':participants', ARGV[2])
+return old
+"""
+
+# The node set may hold stale entries (a participant since replaced by one on another node), so
+# each entry is removed only if the stored participant still names this node.
+_REMOVE_NODE_PARTICIPANTS = """
+local removed = {}
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local sep = string.find(member, '\\0', 1, true)
+  if sep then
+    local room_id = string.sub(member, 1, sep - 1)
+    local identity = string.sub(member, sep + 1)
+    local hash = ARGV[2] .. ':room:' .. room_id .. ':participants'
+    local data = redis.call('HGET', hash, identity)
+    if data and (cjson.decode(data).node_id or '') == ARGV[1] then
+      redis.call('HDEL', hash, identity)
+      table.insert(removed, room_id)
+      table.insert(removed, data)
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return removed
+"""
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+class RedisStore:
+    """:class:`rooms.store.Store` on Redis; one instance per node, many nodes per Redis."""
+
+    def __init__(self, url: str, prefix: str = "fairwire") -> None:
+        self._prefix = prefix
+        # from_url gives the client its own pool, which aclose() then closes with it.
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+        )
+        self._create_room = self._redis.register_script(_CREATE_ROOM)
+        self._save_room = self._redis.register_script(_SAVE_ROOM)
+        self._put_participant = self._redis.register_script(_PUT_PARTICIPANT)
+        self._remove_participant = self._redis.register_script(_REMOVE_PARTICIPANT)
+        self._remove_node_participants = self._redis.register_script(_REMOVE_NODE_PARTICIPANTS)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "fairwire") -> RedisStore:
+        return cls(url, prefix)
+
+    # Keys ----------------------------------------------------------------------------------
+
+    def _room_key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}"
+
+    def _index_key(self) -> str:
+        return f"{self._prefix}:rooms"
+
+    def _participants_key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}:participants"
+
+    def _node_key(self, node_id: str) -> str:
+        return f"{self._prefix}:node:{node_id}:participants"
+
+    @staticmethod
+    def _member(room_id: str, identity: str) -> str:
+        return f"{room_id}\x00{identity}"
+
+    # Store ---------------------------------------------------------------------------------
+
+    async def ping(self) -> bool:
+        # The client retries connection errors with backoff; readiness needs an answer now.
+        try:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                return bool(await self._redis.ping())
+        except (RedisError, OSError, TimeoutError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def create_room(self, room: Room) -> None:
+        created = await self._create_room(
+            keys=[self._room_key(room.id), self._index_key(), self._participants_key(room.id)],
+            args=[_dumps(room.to_dict()), room.created_at, room.id],
+        )
+        if not created:
+            raise RoomExistsError(room.id)
+
+    async def get_room(self, room_id: str) -> Room | None:
+        raw = await self._redis.get(self._room_key(room_id))
+        return None if raw is None else Room.from_dict(json.loads(raw))
+
+    async def save_room(self, room: Room) -> None:
+        saved = await self._save_room(
+            keys=[self._room_key(room.id), self._index_key()],
+            args=[_dumps(room.to_dict()), room.created_at, room.id],
+        )
+        if not saved:
+            raise RoomNotFoundError(room.id)
+
+    async def list_rooms(
+        self,
+        kind: RoomKind | None = None,
+        status: RoomStatus | None = None,
+        category: str | None = None,
+    ) -> list[Room]:
+        # The index is ordered by (created_at, id) like MemoryStore: equal scores sort by member.
+        # decode_responses=True: replies are str, which redis-py's annotations cannot express.
+        room_ids = cast(list[str], await self._redis.zrange(self._index_key(), 0, -1))
+        rooms: list[Room] = []
+        for start in range(0, len(room_ids), MGET_BATCH):
+            batch = room_ids[start : start + MGET_BATCH]
+            values = cast(
+                list[str | None],
+                await self._redis.mget([self._room_key(room_id) for room_id in batch]),
+            )
+            for raw in values:
+                if raw is None:  # removed between ZRANGE and MGET
+                    continue
+                room = Room.from_dict(json.loads(raw))
+                if (
+                    (kind is None or room.kind == kind)
+                    and (status is None or room.status == status)
+                    and (category is None or room.category == category)
+                ):
+                    rooms.append(room)
+        return rooms
+
+    async def put_participant(self, room_id: str, participant: Participant) -> None:
+        written = await self._put_participant(
+            keys=[
+                self._room_key(room_id),
+                self._participants_key(room_id),
+                self._node_key(participant.node_id),
+            ],
+            args=[
+                participant.identity,
+                _dumps(participant.to_dict()),
+                self._member(room_id, participant.identity),
+                self._prefix,
+            ],
+        )
+        if not written:
+            raise RoomNotFoundError(room_id)
+
+    async def remove_participant(self, room_id: str, identity: str) -> Participant | None:
+        raw = await self._remove_participant(
+            keys=[self._participants_key(room_id)],
+            args=[identity, self._member(room_id, identity), self._prefix],
+        )
+        return None if raw is None else Participant.from_dict(json.loads(raw))
+
+    async def get_participant(self, room_id: str, identity: str) -> Participant | None:
+        raw = await self._redis.hget(self._participants_key(room_id), identity)
+        return None if raw is None else Participant.from_dict(json.loads(raw))
+
+    async def list_participants(self, room_id: str) -> list[Participant]:
+        values = cast(list[str], await self._redis.hvals(self._participants_key(room_id)))
+        members = (Participant.from_dict(json.loads(raw)) for raw in values)
+        return sorted(members, key=lambda p: (p.joined_at, p.identity))
+
+    async def remove_node_participants(self, node_id: str) -> list[tuple[str, Participant]]:
+        flat: list[str] = await self._remove_node_participants(
+            keys=[self._node_key(node_id)], args=[node_id, self._prefix]
+        )
+        return [
+            (flat[i], Participant.from_dict(json.loads(flat[i + 1])))
+            for i in range(0, len(flat), 2)
+        ]

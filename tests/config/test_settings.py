@@ -1,0 +1,89 @@
+from pathlib import Path
+
+import pytest
+
+from config import DEFAULT_API_KEY, DEFAULT_JWT_SECRET, ConfigError, load_config
+
+
+def test_defaults_are_a_single_in_memory_dev_node() -> None:
+    settings = load_config(environ={})
+    assert settings.port == 8080
+    assert settings.mode == "dev"
+    assert settings.in_memory
+    assert settings.api_key == DEFAULT_API_KEY
+    assert settings.data_dir == Path("data")
+
+
+def test_environment_overrides_file_which_overrides_defaults(tmp_path: Path) -> None:
+    config_file = tmp_path / "fairwire.toml"
+    config_file.write_text('port = 9000\napi_key = "from-file"\ndata_dir = "/srv/fw"\n')
+    settings = load_config(
+        environ={"FAIRWIRE_CONFIG": str(config_file), "FAIRWIRE_API_KEY": "from-env"}
+    )
+    assert settings.port == 9000
+    assert settings.api_key == "from-env"
+    assert settings.data_dir == Path("/srv/fw")
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_config(environ={})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"FAIRWIRE_PORT": "eighty"}, "FAIRWIRE_PORT"),
+        ({"FAIRWIRE_PORT": "70000"}, "FAIRWIRE_PORT"),
+        ({"FAIRWIRE_MODE": "staging"}, "FAIRWIRE_MODE"),
+        ({"FAIRWIRE_REDIS_URL": "http://localhost"}, "FAIRWIRE_REDIS_URL"),
+        ({"FAIRWIRE_API_KEY": ""}, "FAIRWIRE_API_KEY"),
+        ({"FAIRWIRE_LOG_LEVEL": "LOUD"}, "FAIRWIRE_LOG_LEVEL"),
+        ({"FAIRWIRE_ICE_SERVERS": "http://x"}, "FAIRWIRE_ICE_SERVERS"),
+        ({"FAIRWIRE_CONFIG": "/nonexistent/fw.toml"}, "FAIRWIRE_CONFIG"),
+    ],
+)
+def test_a_bad_value_names_the_setting(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(environ=environ)
+    assert str(caught.value).startswith(named)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_file_setting_is_refused(tmp_path: Path) -> None:
+    config_file = tmp_path / "fairwire.toml"
+    config_file.write_text("prot = 80\n")
+    with pytest.raises(ConfigError, match="unknown setting 'prot'"):
+        load_config(config_file, environ={})
+
+
+def test_invalid_toml_is_refused(tmp_path: Path) -> None:
+    config_file = tmp_path / "fairwire.toml"
+    config_file.write_text("port = = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(config_file, environ={})
+
+
+def test_production_refuses_default_secret_and_key() -> None:
+    strong = "s" * 40
+    with pytest.raises(ConfigError, match="FAIRWIRE_JWT_SECRET"):
+        load_config(environ={"FAIRWIRE_MODE": "production", "FAIRWIRE_API_KEY": "k" * 32})
+    with pytest.raises(ConfigError, match="FAIRWIRE_API_KEY"):
+        load_config(environ={"FAIRWIRE_MODE": "production", "FAIRWIRE_JWT_SECRET": strong})
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        load_config(environ={"FAIRWIRE_MODE": "production", "FAIRWIRE_JWT_SECRET": "short",
+                             "FAIRWIRE_API_KEY": "k" * 32})
+    settings = load_config(
+        environ={"FAIRWIRE_MODE": "production", "FAIRWIRE_JWT_SECRET": strong,
+                 "FAIRWIRE_API_KEY": "k" * 32}
+    )
+    assert settings.mode == "production"
+    assert settings.jwt_secret != DEFAULT_JWT_SECRET
+
+
+def test_lists_from_environment() -> None:
+    settings = load_config(
+        environ={"FAIRWIRE_ICE_SERVERS": "stun:stun.example.org:3478, turn:turn.example.org"}
+    )
+    assert settings.ice_servers == ("stun:stun.example.org:3478", "turn:turn.example.org")

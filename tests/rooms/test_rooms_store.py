@@ -1,0 +1,313 @@
+"""One suite for every Store: MemoryStore and RedisStore must behave the same."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from redis_service import free_port
+
+from rooms.model import Grant, Participant, Role, Room, RoomKind, RoomStatus, Track
+from rooms.redis_store import RedisStore
+from rooms.store import MemoryStore, RoomExistsError, RoomNotFoundError, Store
+
+
+@pytest_asyncio.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield memory
+        await memory.close()
+    else:
+        url = request.getfixturevalue("redis_store_url")
+        shared = RedisStore(url, prefix="test")
+        yield shared
+        await shared.close()
+
+
+def room(room_id: str, created_at: float = 1.0, **changes: object) -> Room:
+    fields: dict[str, object] = {"id": room_id, "name": f"Room {room_id}",
+                                 "kind": RoomKind.MEETING, "created_at": created_at}
+    fields.update(changes)
+    return Room(**fields)  # type: ignore[arg-type]
+
+
+def person(
+    identity: str, joined_at: float = 1.0, node_id: str = "n1", **changes: object
+) -> Participant:
+    fields: dict[str, object] = {
+        "identity": identity, "name": identity.title(), "role": Role.BUYER,
+        "grants": frozenset({Grant.SUBSCRIBE}), "joined_at": joined_at, "node_id": node_id,
+    }
+    fields.update(changes)
+    return Participant(**fields)  # type: ignore[arg-type]
+
+
+# Rooms ---------------------------------------------------------------------------------------
+
+
+async def test_ping(store: Store) -> None:
+    assert await store.ping() is True
+
+
+async def test_create_and_get(store: Store) -> None:
+    assert await store.get_room("a") is None
+    await store.create_room(room("a"))
+    assert await store.get_room("a") == room("a")
+
+
+async def test_duplicate_id_refused_and_original_kept(store: Store) -> None:
+    await store.create_room(room("a", name="first"))
+    with pytest.raises(RoomExistsError):
+        await store.create_room(room("a", name="second"))
+    stored = await store.get_room("a")
+    assert stored is not None and stored.name == "first"
+    assert [r.id for r in await store.list_rooms()] == ["a"]
+
+
+async def test_save_room(store: Store) -> None:
+    await store.create_room(room("a"))
+    live = room("a").with_status(RoomStatus.LIVE, now=5.0)
+    await store.save_room(live)
+    assert await store.get_room("a") == live
+    assert await store.list_rooms(status=RoomStatus.LIVE) == [live]
+
+
+async def test_save_missing_room(store: Store) -> None:
+    with pytest.raises(RoomNotFoundError):
+        await store.save_room(room("ghost"))
+    assert await store.get_room("ghost") is None
+    assert await store.list_rooms() == []
+
+
+async def test_round_trip_every_room_field(store: Store) -> None:
+    full = Room(
+        id="booth-7_A", name="青岛啤酒 生产线直播", kind=RoomKind.LIVESTREAM,
+        category="食品饮料", owner="exhibitor@example.com", scheduled_start=1_700_000_000.5,
+        scheduled_end=1_700_003_600.25, status=RoomStatus.ENDED, record=True,
+        languages=("zh-CN", "en", "ko"), created_at=1_699_999_999.125,
+        started_at=1_700_000_001.0, ended_at=1_700_003_000.0,
+    )
+    bare = Room(id="bare", name="x", kind=RoomKind.MEETING)  # every optional left at None/""
+    await store.create_room(full)
+    await store.create_room(bare)
+    assert await store.get_room(full.id) == full
+    assert await store.get_room(bare.id) == bare
+    got = await store.get_room(bare.id)
+    assert got is not None and got.scheduled_start is None and got.ended_at is None
+
+
+async def test_list_rooms_oldest_first(store: Store) -> None:
+    for room_id, created in [("c", 3.0), ("a", 1.0), ("b", 2.0), ("z", 0.5), ("b2", 2.0)]:
+        await store.create_room(room(room_id, created))
+    # equal created_at: by id
+    assert [r.id for r in await store.list_rooms()] == ["z", "a", "b", "b2", "c"]
+
+
+async def test_list_rooms_filters(store: Store) -> None:
+    rooms = [
+        room("m-live-food", 1.0, status=RoomStatus.LIVE, category="food"),
+        room("s-sched-food", 2.0, kind=RoomKind.LIVESTREAM, category="food"),
+        room("s-live-tools", 3.0, kind=RoomKind.LIVESTREAM, status=RoomStatus.LIVE,
+             category="tools"),
+        room("m-ended-tools", 4.0, status=RoomStatus.ENDED, category="tools"),
+        room("s-live-food", 5.0, kind=RoomKind.LIVESTREAM, status=RoomStatus.LIVE,
+             category="food"),
+        room("m-sched-none", 6.0),
+    ]
+    for r in reversed(rooms):
+        await store.create_room(r)
+
+    async def ids(**filters: object) -> list[str]:
+        return [r.id for r in await store.list_rooms(**filters)]  # type: ignore[arg-type]
+
+    assert await ids() == [r.id for r in rooms]
+    assert await ids(kind=RoomKind.MEETING) == ["m-live-food", "m-ended-tools", "m-sched-none"]
+    assert await ids(kind=RoomKind.LIVESTREAM) == ["s-sched-food", "s-live-tools", "s-live-food"]
+    assert await ids(status=RoomStatus.LIVE) == ["m-live-food", "s-live-tools", "s-live-food"]
+    assert await ids(status=RoomStatus.SCHEDULED) == ["s-sched-food", "m-sched-none"]
+    assert await ids(status=RoomStatus.ENDED) == ["m-ended-tools"]
+    assert await ids(category="food") == ["m-live-food", "s-sched-food", "s-live-food"]
+    assert await ids(category="") == ["m-sched-none"]
+    assert await ids(category="nothing") == []
+    assert await ids(kind=RoomKind.LIVESTREAM, status=RoomStatus.LIVE) == [
+        "s-live-tools", "s-live-food"
+    ]
+    assert await ids(kind=RoomKind.LIVESTREAM, category="food") == ["s-sched-food", "s-live-food"]
+    assert await ids(status=RoomStatus.LIVE, category="food") == ["m-live-food", "s-live-food"]
+    assert await ids(
+        kind=RoomKind.LIVESTREAM, status=RoomStatus.LIVE, category="food"
+    ) == ["s-live-food"]
+    assert await ids(kind=RoomKind.MEETING, status=RoomStatus.LIVE, category="tools") == []
+
+
+async def test_list_many_rooms(store: Store) -> None:
+    # More rooms than one MGET batch in RedisStore.
+    for i in range(1234):
+        await store.create_room(room(f"r{i:05d}", float(i), category="odd" if i % 2 else "even"))
+    listed = await store.list_rooms(category="odd")
+    assert [r.id for r in listed] == [f"r{i:05d}" for i in range(1, 1234, 2)]
+    assert len(await store.list_rooms()) == 1234
+
+
+# Participants --------------------------------------------------------------------------------
+
+
+async def test_participants_put_get_list_in_join_order(store: Store) -> None:
+    await store.create_room(room("a"))
+    await store.put_participant("a", person("carol", 3.0))
+    await store.put_participant("a", person("alice", 1.0))
+    await store.put_participant("a", person("bob", 2.0))
+    await store.put_participant("a", person("aaron", 2.0))  # same time: by identity
+    members = await store.list_participants("a")
+    assert [p.identity for p in members] == ["alice", "aaron", "bob", "carol"]
+    assert await store.get_participant("a", "bob") == person("bob", 2.0)
+    assert await store.get_participant("a", "nobody") is None
+    assert await store.list_participants("other") == []
+
+
+async def test_put_replaces_same_identity(store: Store) -> None:
+    await store.create_room(room("a"))
+    await store.put_participant("a", person("alice", 1.0))
+    moved = person("alice", 1.0, tracks=(Track("t1", "video", "VP8"),), node_id="n2")
+    await store.put_participant("a", moved)
+    assert await store.list_participants("a") == [moved]
+    # It moved to n2: n1 no longer holds it, n2 does.
+    assert await store.remove_node_participants("n1") == []
+    assert await store.remove_node_participants("n2") == [("a", moved)]
+
+
+async def test_remove_participant(store: Store) -> None:
+    await store.create_room(room("a"))
+    await store.put_participant("a", person("alice"))
+    await store.put_participant("a", person("bob", 2.0))
+    assert await store.remove_participant("a", "alice") == person("alice")
+    assert await store.remove_participant("a", "alice") is None
+    assert await store.remove_participant("missing-room", "bob") is None
+    assert [p.identity for p in await store.list_participants("a")] == ["bob"]
+    # Removed participants are forgotten by their node too.
+    assert await store.remove_node_participants("n1") == [("a", person("bob", 2.0))]
+
+
+async def test_put_participant_into_missing_room(store: Store) -> None:
+    with pytest.raises(RoomNotFoundError):
+        await store.put_participant("ghost", person("alice"))
+    assert await store.list_participants("ghost") == []
+    assert await store.remove_node_participants("n1") == []
+
+
+async def test_remove_node_participants_only_that_node(store: Store) -> None:
+    await store.create_room(room("a"))
+    await store.create_room(room("b", 2.0))
+    await store.put_participant("a", person("alice", 1.0, node_id="n1"))
+    await store.put_participant("a", person("bob", 2.0, node_id="n2"))
+    await store.put_participant("b", person("carol", 3.0, node_id="n1"))
+    await store.put_participant("b", person("alice", 4.0, node_id="n2"))  # same identity, b
+    removed = await store.remove_node_participants("n1")
+    assert sorted(removed, key=lambda pair: pair[0]) == [
+        ("a", person("alice", 1.0, node_id="n1")),
+        ("b", person("carol", 3.0, node_id="n1")),
+    ]
+    assert [p.identity for p in await store.list_participants("a")] == ["bob"]
+    assert [p.identity for p in await store.list_participants("b")] == ["alice"]
+    assert await store.remove_node_participants("n1") == []
+    assert await store.remove_node_participants("unknown") == []
+    assert len(await store.remove_node_participants("n2")) == 2
+    assert await store.list_participants("a") == []
+
+
+async def test_round_trip_every_participant_field(store: Store) -> None:
+    await store.create_room(room("a"))
+    full = Participant(
+        identity="wang.wei@factory-3", name="王伟 (工厂三号线)", role=Role.HOST,
+        grants=frozenset(Grant), joined_at=1_700_000_000.75, language="zh-CN",
+        node_id="node-2",
+        tracks=(
+            Track("mic", "audio", "opus", "microphone"),
+            Track("cam", "video", "H264", "camera"),
+            Track("enc", "video", "", "encoder"),
+        ),
+    )
+    bare = Participant(identity="v1", name="访客", role=Role.VISITOR, grants=frozenset(),
+                       joined_at=0.0)
+    await store.put_participant("a", full)
+    await store.put_participant("a", bare)
+    assert await store.get_participant("a", full.identity) == full
+    assert await store.get_participant("a", bare.identity) == bare
+    assert await store.list_participants("a") == [bare, full]
+    assert await store.remove_node_participants("") == [("a", bare)]
+
+
+# Redis only ----------------------------------------------------------------------------------
+
+@pytest.mark.redis
+async def test_redis_ping_false_when_unreachable() -> None:
+    unreachable = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        started = time.monotonic()
+        assert await unreachable.ping() is False
+        assert time.monotonic() - started < 3.0
+    finally:
+        await unreachable.close()
+
+
+@pytest.mark.redis
+async def test_redis_two_nodes_share_state(redis_store_url: str) -> None:
+    node1 = RedisStore(redis_store_url)
+    node2 = RedisStore.from_url(redis_store_url)
+    try:
+        await node1.create_room(room("shared", name="展位 12"))
+        assert await node2.get_room("shared") == room("shared", name="展位 12")
+        with pytest.raises(RoomExistsError):
+            await node2.create_room(room("shared"))
+        await node2.put_participant("shared", person("bob", node_id="node-2"))
+        await node1.put_participant("shared", person("alice", 0.5, node_id="node-1"))
+        assert [p.identity for p in await node1.list_participants("shared")] == ["alice", "bob"]
+        await node2.save_room(room("shared").with_status(RoomStatus.LIVE, 9.0))
+        assert [r.id for r in await node1.list_rooms(status=RoomStatus.LIVE)] == ["shared"]
+        # node-2 died: node1 cleans up after it.
+        assert await node1.remove_node_participants("node-2") == [
+            ("shared", person("bob", node_id="node-2"))
+        ]
+        assert [p.identity for p in await node2.list_participants("shared")] == ["alice"]
+    finally:
+        await node1.close()
+        await node2.close()
+
+
+@pytest.mark.redis
+async def test_redis_prefixes_are_separate(redis_store_url: str) -> None:
+    one = RedisStore(redis_store_url, prefix="one")
+    two = RedisStore(redis_store_url, prefix="two")
+    try:
+        await one.create_room(room("a"))
+        await two.create_room(room("a"))
+        await one.put_participant("a", person("alice"))
+        assert await two.list_participants("a") == []
+        assert await two.remove_node_participants("n1") == []
+        assert len(await one.list_participants("a")) == 1
+    finally:
+        await one.close()
+        await two.close()
+
+
+@pytest.mark.redis
+async def test_redis_concurrent_create_one_winner(redis_store_url: str) -> None:
+    stores = [RedisStore(redis_store_url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(stores[i % 4].create_room(room("race", name=f"n{i}")) for i in range(20)),
+            return_exceptions=True,
+        )
+        winners = [i for i, r in enumerate(results) if r is None]
+        assert len(winners) == 1
+        assert all(isinstance(r, RoomExistsError) for r in results if r is not None)
+        stored = await stores[0].get_room("race")
+        assert stored is not None and stored.name == f"n{winners[0]}"
+        assert [r.id for r in await stores[1].list_rooms()] == ["race"]
+    finally:
+        for s in stores:
+            await s.close()
