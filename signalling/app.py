@@ -1,0 +1,98 @@
+"""The aiohttp application factory: one node's HTTP, socket.io and media endpoints."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from config import Settings
+from rooms import MemoryStore, Store
+from signalling import api, pages
+from signalling.auth import TokenIssuer
+from signalling.errors import ApiError, Handler, error_middleware
+from signalling.keys import METRICS, RATE_LIMITER, REALTIME, SETTINGS, STORE, TOKENS
+from signalling.metrics import Metrics
+from signalling.ratelimit import RateLimiter
+from signalling.realtime import Realtime
+
+log = logging.getLogger(__name__)
+
+
+def open_store(settings: Settings) -> Store:
+    if settings.redis_url is None:
+        return MemoryStore()
+    from rooms.redis_store import RedisStore
+
+    return RedisStore(settings.redis_url)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        template = route.canonical if route is not None else "unmatched"
+        metrics = request.app[METRICS]
+        metrics.http_requests.labels(template, request.method, str(status)).inc()
+        metrics.http_latency.labels(template).observe(time.perf_counter() - started)
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Writes are limited per client address; reads and health checks are not."""
+    if request.method in ("POST", "PATCH", "PUT", "DELETE"):
+        limiter = request.app[RATE_LIMITER]
+        key = request.remote or "unknown"
+        if not limiter.allow(key, time.monotonic()):
+            retry = max(1, round(limiter.retry_after(key)))
+            raise ApiError(429, "too many requests", headers={"Retry-After": str(retry)})
+    return await handler(request)
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics_middleware, error_middleware, rate_limit_middleware],
+    )
+    store = open_store(settings)
+    metrics = Metrics()
+    tokens = TokenIssuer(settings.jwt_secret, settings.token_max_ttl)
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[TOKENS] = tokens
+    app[METRICS] = metrics
+    per_minute = settings.rate_limit_per_minute
+    app[RATE_LIMITER] = RateLimiter(per_minute, burst=max(10.0, per_minute / 6))
+    realtime = Realtime(settings, store, tokens, metrics)
+    app[REALTIME] = realtime
+    realtime.sio.attach(app)
+
+    app.add_routes(api.routes)
+    app.add_routes(pages.routes)
+    pages.add_static(app)
+    app.cleanup_ctx.append(_store_lifecycle)
+    return app
+
+
+async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    store = app[STORE]
+    settings = app[SETTINGS]
+    # A node that restarts under the same id forgets the participants it held before.
+    stale = await store.remove_node_participants(settings.node_id)
+    if stale:
+        log.info("forgot %d participants of a previous run of %s", len(stale), settings.node_id)
+    yield
+    await app[REALTIME].close()
+    await store.remove_node_participants(settings.node_id)
+    await store.close()

@@ -1,0 +1,80 @@
+"""``fairwire`` command line: ``fairwire serve [--config FILE]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+import uvloop
+from aiohttp import web
+
+from config import DEFAULT_API_KEY, ConfigError, Settings, load_config
+
+
+def _banner(settings: Settings) -> str:
+    lines = [
+        f"Fairwire node {settings.node_id} ({settings.mode} mode)",
+        f"  open      {settings.listen_url}/",
+        f"  state     {'in memory' if settings.in_memory else settings.redis_url}",
+        f"  data dir  {settings.data_dir.resolve()}",
+        f"  API key   {settings.api_key}"
+        + ("   (development default: set FAIRWIRE_API_KEY)" if settings.api_key == DEFAULT_API_KEY
+           else ""),
+    ]
+    return "\n".join(lines)
+
+
+def serve(settings: Settings) -> None:
+    from signalling.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(_banner(settings), flush=True)
+
+    async def main() -> None:
+        app = create_app(settings)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=5)
+        await site.start()
+        print(f"listening on {settings.listen_url}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    uvloop.run(main())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fairwire", description="Fairwire media server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="run a node")
+    serve_parser.add_argument("--config", help="TOML settings file (or FAIRWIRE_CONFIG)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fairwire: configuration error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        try:
+            serve(settings)
+        except OSError as exc:
+            print(f"fairwire: cannot listen on {settings.host}:{settings.port}: {exc}",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

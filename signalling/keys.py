@@ -1,0 +1,23 @@
+"""Typed keys of the aiohttp application: the one place a component finds another."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from config import Settings
+from rooms import Store
+from signalling.auth import TokenIssuer
+from signalling.metrics import Metrics
+from signalling.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from signalling.realtime import Realtime
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+TOKENS = web.AppKey("tokens", TokenIssuer)
+METRICS = web.AppKey("metrics", Metrics)
+RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")

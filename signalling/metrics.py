@@ -1,0 +1,61 @@
+"""Prometheus metrics of one node, in a registry of its own (no process-wide globals)."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from rooms import Role, RoomKind, RoomStatus, Store
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http_requests = Counter(
+            "fairwire_http_requests",
+            "HTTP requests handled, by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "fairwire_http_request_seconds",
+            "HTTP request handling time",
+            ["route"],
+            registry=self.registry,
+        )
+        self.rooms = Gauge(
+            "fairwire_rooms", "Rooms by kind and status", ["kind", "status"], registry=self.registry
+        )
+        self.participants = Gauge(
+            "fairwire_participants", "Participants by role", ["role"], registry=self.registry
+        )
+        self.socket_connections = Gauge(
+            "fairwire_socket_connections",
+            "socket.io connections open on this node",
+            registry=self.registry,
+        )
+        self.socket_events = Counter(
+            "fairwire_socket_events",
+            "socket.io events handled, by event and outcome",
+            ["event", "outcome"],
+            registry=self.registry,
+        )
+
+    async def refresh(self, store: Store) -> None:
+        """Recompute the state gauges from the store (at scrape time, not per change)."""
+        rooms = await store.list_rooms()
+        room_counts = Tally((room.kind, room.status) for room in rooms)
+        for kind in RoomKind:
+            for status in RoomStatus:
+                self.rooms.labels(kind.value, status.value).set(room_counts[(kind, status)])
+        role_counts: Tally[Role] = Tally()
+        for room in rooms:
+            if room.status != RoomStatus.ENDED:
+                for participant in await store.list_participants(room.id):
+                    role_counts[participant.role] += 1
+        for role in Role:
+            self.participants.labels(role.value).set(role_counts[role])
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
