@@ -185,8 +185,9 @@ class Realtime:
             "participant-joined", participant.public_dict(), room=socket_room(room.id),
             skip_sid=connection.sid,
         )
-        await self._broadcast_participants(room.id, participants)
+        await self.broadcast_participants(room.id, participants)
         return {
+            "ice_servers": [{"urls": url} for url in self.settings.ice_servers],
             "room": room.to_dict(),
             "self": participant.public_dict() | {"grants": sorted(g.value for g in claims.grants)},
             "participants": [p.public_dict() for p in participants],
@@ -211,9 +212,9 @@ class Realtime:
             "participant-left", {"identity": connection.claims.identity},
             room=socket_room(room_id),
         )
-        await self._broadcast_participants(room_id)
+        await self.broadcast_participants(room_id)
 
-    async def _broadcast_participants(
+    async def broadcast_participants(
         self, room_id: str, participants: list[Participant] | None = None
     ) -> None:
         if participants is None:
@@ -227,7 +228,7 @@ class Realtime:
     async def update_participant(self, room_id: str, participant: Participant) -> None:
         """Store a changed participant (e.g. its tracks) and tell the room."""
         await self.store.put_participant(room_id, participant)
-        await self._broadcast_participants(room_id)
+        await self.broadcast_participants(room_id)
 
     async def room_status_changed(self, room: Room) -> None:
         await self.sio.emit("room-status", room.to_dict(), room=socket_room(room.id))

@@ -1,0 +1,84 @@
+"""The web pages people open: the fair's room list (``/``) and a room (``/room/{room_id}``).
+
+Pages are static files in ``signalling/web/``; everything dynamic is fetched by their scripts
+(``GET /api/rooms``, socket.io). Third-party browser code comes from npm with a lock file
+(``signalling/web/package-lock.json``, installed by ``npm ci``); nothing is vendored in git.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from signalling.errors import Handler, error_response
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+SOCKET_IO_CLIENT = WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+
+# Only our own scripts and styles; media from getUserMedia / peer connections are blob-free
+# MediaStreams (srcObject) and need no media-src entry.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src 'self' blob: mediastream:",
+        "connect-src 'self' ws: wss:",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
+
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+routes = web.RouteTableDef()
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / name, headers=PAGE_HEADERS)
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.FileResponse:
+    return _page("index.html")
+
+
+@routes.get("/room/{room_id}")
+async def room(request: web.Request) -> web.FileResponse:
+    # The room id and the token are read by room.js; an unknown room is reported there.
+    return _page("room.html")
+
+
+async def socket_io_client(request: web.Request) -> web.StreamResponse:
+    if not SOCKET_IO_CLIENT.is_file():
+        return error_response(503, "assets_missing", "run make run / npm ci in signalling/web")
+    return web.FileResponse(
+        SOCKET_IO_CLIENT,
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+@web.middleware
+async def _static_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-cache")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def add_static(app: web.Application) -> None:
+    """Serve ``signalling/web/`` at ``/static/`` and the socket.io client from node_modules."""
+    # The specific route first: the static resource below would otherwise claim the prefix.
+    app.router.add_get("/static/vendor/socket.io.min.js", socket_io_client)
+    app.router.add_static("/static/", WEB_DIR, follow_symlinks=False, append_version=False)
+    app.middlewares.append(_static_headers)

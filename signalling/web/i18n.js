@@ -1,0 +1,278 @@
+/* Fairwire: the words of every page in English and Chinese, and the language switcher.
+ *
+ * Language: ?lang= first, then the choice kept in localStorage, then navigator.language
+ * (zh* -> zh, anything else -> en). Static markup names its text with data-i18n (textContent),
+ * data-i18n-aria-label and data-i18n-title; scripts call FairwireI18n.t(key, params).
+ * Switching language fires a "fairwire:lang" event on document so that pages re-render.
+ */
+(function () {
+  "use strict";
+
+  const STORAGE_KEY = "fairwire.lang";
+  const LANGS = ["en", "zh"];
+
+  const DICT = {
+    en: {
+      "brand.tagline": "Online trade fair",
+      "lang.label": "Language",
+      "lang.en": "English",
+      "lang.zh": "中文",
+
+      "index.title": "Fairwire · Live booths and meetings",
+      "index.heading": "Live booths and meetings",
+      "index.subtitle": "Watch exhibitors broadcast from their booths and production lines, and meet them face to face.",
+      "index.loading": "Loading the programme…",
+      "index.empty": "No livestreams or meetings are scheduled yet. Please check back soon.",
+      "index.error": "Cannot load the programme right now. Retrying…",
+      "index.updated": "Updated {time}",
+      "index.past": "Past",
+      "index.pastCount": "Past ({count})",
+      "index.other": "Other",
+      "index.roomCount": "{count} rooms",
+      "index.roomCountOne": "1 room",
+      "index.startsAt": "Starts {time}",
+      "index.liveSince": "Live since {time}",
+      "index.notScheduled": "Time to be announced",
+      "index.endedAt": "Ended {time}",
+      "index.enter": "Enter",
+      "index.liveNow": "{count} live now",
+
+      "status.live": "LIVE",
+      "status.scheduled": "Scheduled",
+      "status.ended": "Ended",
+      "kind.livestream": "Livestream",
+      "kind.meeting": "Meeting",
+      "role.exhibitor": "Exhibitor",
+      "role.buyer": "Buyer",
+      "role.host": "Host",
+      "role.visitor": "Visitor",
+
+      "room.title": "Fairwire · Room",
+      "room.connecting": "Connecting…",
+      "room.participants": "Participants",
+      "room.participantCount": "{count} here",
+      "room.you": "you",
+      "room.noParticipants": "Nobody is here yet.",
+      "room.stage": "Stage",
+      "room.stageEmpty": "Nobody is broadcasting yet. The video appears here as soon as someone goes live.",
+      "room.mediaUnavailable": "Video is not available right now: {message}",
+      "room.reconnecting": "Connection lost. Reconnecting…",
+      "room.goLive": "Go live",
+      "room.startingLive": "Starting…",
+      "room.stop": "Stop",
+      "room.micOn": "Mute microphone",
+      "room.micOff": "Unmute microphone",
+      "room.camOn": "Turn camera off",
+      "room.camOff": "Turn camera on",
+      "room.preview": "Your camera",
+      "room.youAreLive": "You are live",
+      "room.unmute": "Unmute",
+      "room.mute": "Mute",
+      "room.backToProgramme": "Back to the programme",
+      "room.retry": "Try again",
+      "room.broadcastControls": "Broadcast controls",
+
+      "error.title": "You cannot enter this room",
+      "error.missing_token": "This link has no access token. Please open the invitation link you received from the organiser.",
+      "error.missing_credentials": "This link has no access token. Please open the invitation link you received from the organiser.",
+      "error.invalid_token": "This access link is not valid. Please ask the organiser for a new invitation link.",
+      "error.token_expired": "This access link has expired. Please ask the organiser for a new invitation link.",
+      "error.wrong_room": "This access link is for another room.",
+      "error.room_not_found": "This room does not exist. It may have been removed.",
+      "error.room_ended": "This session has ended. Past livestreams can be watched from the programme.",
+      "error.replaced": "You joined this room from another window or device, so this one was disconnected.",
+      "error.disconnected": "You were disconnected from the room.",
+      "error.timeout": "The server did not answer in time. Please try again.",
+      "error.rate_limited": "Too many requests. Please wait a moment and try again.",
+      "error.connect_failed": "Cannot reach the server. Please check your connection and try again.",
+      "error.unknown": "Something went wrong: {message}",
+      "error.media_denied": "Camera or microphone access was refused. Allow it in your browser settings and try again.",
+      "error.media_missing": "No camera or microphone was found.",
+      "error.media_failed": "Could not start the broadcast: {message}",
+    },
+    zh: {
+      "brand.tagline": "云上展会",
+      "lang.label": "语言",
+      "lang.en": "English",
+      "lang.zh": "中文",
+
+      "index.title": "Fairwire · 展台直播与洽谈",
+      "index.heading": "展台直播与洽谈",
+      "index.subtitle": "观看展商在展台和生产线的直播，并与他们在线面对面洽谈。",
+      "index.loading": "正在加载日程…",
+      "index.empty": "暂无已安排的直播或洽谈，敬请期待。",
+      "index.error": "暂时无法加载日程，正在重试…",
+      "index.updated": "更新于 {time}",
+      "index.past": "往届回放",
+      "index.pastCount": "往届回放（{count}）",
+      "index.other": "其他",
+      "index.roomCount": "{count} 个房间",
+      "index.roomCountOne": "1 个房间",
+      "index.startsAt": "开始时间 {time}",
+      "index.liveSince": "{time} 开播",
+      "index.notScheduled": "时间待定",
+      "index.endedAt": "结束于 {time}",
+      "index.enter": "进入",
+      "index.liveNow": "{count} 场正在直播",
+
+      "status.live": "直播中",
+      "status.scheduled": "预告",
+      "status.ended": "已结束",
+      "kind.livestream": "直播",
+      "kind.meeting": "洽谈",
+      "role.exhibitor": "展商",
+      "role.buyer": "采购商",
+      "role.host": "主持人",
+      "role.visitor": "观众",
+
+      "room.title": "Fairwire · 房间",
+      "room.connecting": "正在连接…",
+      "room.participants": "参会人员",
+      "room.participantCount": "{count} 人在线",
+      "room.you": "我",
+      "room.noParticipants": "暂时还没有人。",
+      "room.stage": "直播画面",
+      "room.stageEmpty": "还没有人开始直播。有人开播后，画面会显示在这里。",
+      "room.mediaUnavailable": "暂时无法观看视频：{message}",
+      "room.reconnecting": "连接已断开，正在重新连接…",
+      "room.goLive": "开始直播",
+      "room.startingLive": "正在开播…",
+      "room.stop": "停止",
+      "room.micOn": "关闭麦克风",
+      "room.micOff": "打开麦克风",
+      "room.camOn": "关闭摄像头",
+      "room.camOff": "打开摄像头",
+      "room.preview": "我的摄像头",
+      "room.youAreLive": "正在直播",
+      "room.unmute": "打开声音",
+      "room.mute": "静音",
+      "room.backToProgramme": "返回日程",
+      "room.retry": "重试",
+      "room.broadcastControls": "直播控制",
+
+      "error.title": "无法进入该房间",
+      "error.missing_token": "链接中缺少访问令牌。请打开主办方发送给您的邀请链接。",
+      "error.missing_credentials": "链接中缺少访问令牌。请打开主办方发送给您的邀请链接。",
+      "error.invalid_token": "访问链接无效。请向主办方索取新的邀请链接。",
+      "error.token_expired": "访问链接已过期。请向主办方索取新的邀请链接。",
+      "error.wrong_room": "该访问链接属于另一个房间。",
+      "error.room_not_found": "该房间不存在，可能已被删除。",
+      "error.room_ended": "本场活动已结束。往届直播可在日程页观看回放。",
+      "error.replaced": "您已在其他窗口或设备进入该房间，本窗口已断开。",
+      "error.disconnected": "您已与房间断开连接。",
+      "error.timeout": "服务器响应超时，请重试。",
+      "error.rate_limited": "请求过于频繁，请稍后再试。",
+      "error.connect_failed": "无法连接服务器，请检查网络后重试。",
+      "error.unknown": "出现错误：{message}",
+      "error.media_denied": "摄像头或麦克风权限被拒绝。请在浏览器设置中允许后重试。",
+      "error.media_missing": "未找到摄像头或麦克风。",
+      "error.media_failed": "无法开始直播：{message}",
+    },
+  };
+
+  function normalise(value) {
+    if (typeof value !== "string" || !value) return null;
+    const lower = value.toLowerCase();
+    if (lower.startsWith("zh")) return "zh";
+    if (lower.startsWith("en")) return "en";
+    return null;
+  }
+
+  function storedLang() {
+    try {
+      return normalise(window.localStorage.getItem(STORAGE_KEY));
+    } catch (_) {
+      return null; // storage disabled
+    }
+  }
+
+  function initialLang() {
+    const fromQuery = normalise(new URLSearchParams(window.location.search).get("lang"));
+    if (fromQuery) return fromQuery;
+    const stored = storedLang();
+    if (stored) return stored;
+    const preferred = (navigator.languages && navigator.languages[0]) || navigator.language;
+    return normalise(preferred) || "en";
+  }
+
+  let current = initialLang();
+
+  function t(key, params) {
+    const table = DICT[current] || DICT.en;
+    let text = key in table ? table[key] : key in DICT.en ? DICT.en[key] : key;
+    if (params) {
+      text = text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+    }
+    return text;
+  }
+
+  /** The BCP 47 locale for dates and numbers: the viewer's own region when it matches. */
+  function locale() {
+    const preferred = navigator.language || "";
+    if (normalise(preferred) === current) return preferred;
+    return current === "zh" ? "zh-CN" : "en";
+  }
+
+  function apply(root) {
+    const scope = root || document;
+    document.documentElement.lang = current === "zh" ? "zh-CN" : "en";
+    scope.querySelectorAll("[data-i18n]").forEach((el) => {
+      el.textContent = t(el.getAttribute("data-i18n"));
+    });
+    scope.querySelectorAll("[data-i18n-aria-label]").forEach((el) => {
+      el.setAttribute("aria-label", t(el.getAttribute("data-i18n-aria-label")));
+    });
+    scope.querySelectorAll("[data-i18n-title]").forEach((el) => {
+      el.setAttribute("title", t(el.getAttribute("data-i18n-title")));
+    });
+    document.querySelectorAll(".lang-switch button[data-lang]").forEach((button) => {
+      button.setAttribute("aria-pressed", String(button.getAttribute("data-lang") === current));
+    });
+  }
+
+  function setLang(lang) {
+    const chosen = normalise(lang);
+    if (!chosen) return;
+    try {
+      window.localStorage.setItem(STORAGE_KEY, chosen);
+    } catch (_) {
+      /* storage disabled: the choice lasts for this page only */
+    }
+    const url = new URL(window.location.href);
+    if (url.searchParams.has("lang")) {
+      url.searchParams.set("lang", chosen);
+      window.history.replaceState(null, "", url.toString());
+    }
+    if (chosen === current) return;
+    current = chosen;
+    apply();
+    document.dispatchEvent(new CustomEvent("fairwire:lang", { detail: { lang: current } }));
+  }
+
+  function bindSwitcher() {
+    document.querySelectorAll(".lang-switch button[data-lang]").forEach((button) => {
+      button.addEventListener("click", () => setLang(button.getAttribute("data-lang")));
+    });
+  }
+
+  window.FairwireI18n = {
+    t,
+    apply,
+    setLang,
+    locale,
+    languages: LANGS,
+    get lang() {
+      return current;
+    },
+  };
+
+  function start() {
+    bindSwitcher();
+    apply();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+})();

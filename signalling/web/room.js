@@ -1,0 +1,567 @@
+/* Fairwire room page: /room/{id}?token=JWT
+ *
+ * socket.io (websocket only, auth {token}) -> emit "join" with ack -> presence list kept live from
+ * "participants" / "participant-joined" / "participant-left" / "room-status" / "replaced".
+ * Media over the same socket, every request an emit with ack that may answer {"error": {...}}:
+ *   publish:   getUserMedia -> sendonly transceivers -> offer (ICE gathered, max 2 s)
+ *              -> emit "publish" {type:"offer", sdp} -> ack {type:"answer", sdp}
+ *              "unpublish" stops it.
+ *   subscribe: emit "subscribe" {} -> ack {type:"offer", sdp} -> answer (ICE gathered, max 2 s)
+ *              -> emit "subscribe-answer" {type:"answer", sdp}; server-sent "subscriber-offer"
+ *              renegotiates the same way, one negotiation at a time.
+ *   trickle:   local candidates are also sent as "ice-candidate" {target, candidate}.
+ * A remote MediaStream's id is the publishing participant's identity: one tile per identity.
+ *
+ * For tests: window.fairwire = {state, participants, error, self, room, publisherPc, subscriberPc}.
+ */
+(function () {
+  "use strict";
+
+  const ACK_TIMEOUT_MS = 10000;
+  const GATHER_TIMEOUT_MS = 2000;
+  const ROLE_ORDER = { host: 0, exhibitor: 1, buyer: 2, visitor: 3 };
+  // Errors after which reconnecting cannot help: the page stops and explains.
+  const FATAL = new Set([
+    "missing_token", "missing_credentials", "invalid_token", "token_expired", "wrong_room",
+    "room_not_found", "room_ended", "replaced",
+  ]);
+
+  const i18n = window.FairwireI18n;
+  const t = i18n.t;
+  const $ = (id) => document.getElementById(id);
+
+  const fairwire = (window.fairwire = {
+    state: "connecting",
+    participants: [],
+    error: null,
+    self: null,
+    room: null,
+    publisherPc: null,
+    subscriberPc: null,
+    publishing: false,
+  });
+
+  const roomId = decodeURIComponent(window.location.pathname.replace(/^\/room\//, "").replace(/\/$/, ""));
+  const token = new URLSearchParams(window.location.search).get("token") || "";
+  let socket = null;
+  let iceServers = [];
+  let localStream = null;
+  let mediaNotice = null; // {key, params}
+  let publishError = null; // {key, params}
+  let connectionNotice = null; // i18n key
+  let negotiation = Promise.resolve();
+  const tiles = new Map(); // identity -> {tile, video, label, unmute, stream}
+
+  // -- helpers ----------------------------------------------------------------------------
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  class ServerError extends Error {
+    constructor(error) {
+      super(error && error.message ? error.message : "error");
+      this.code = (error && error.code) || "unknown";
+    }
+  }
+
+  /** Emit with an acknowledgement; rejects on timeout or an {"error": ...} answer. */
+  async function request(event, data) {
+    let ack;
+    try {
+      ack = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, data === undefined ? {} : data);
+    } catch (_) {
+      throw new ServerError({ code: "timeout", message: event + ": no answer from the server" });
+    }
+    if (ack && typeof ack === "object" && ack.error) throw new ServerError(ack.error);
+    return ack;
+  }
+
+  /** The JWT's payload, unverified: only to tell a link for another room early. */
+  function tokenClaims(jwt) {
+    try {
+      const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+      const json = decodeURIComponent(
+        atob(part).split("").map((c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
+      );
+      return JSON.parse(json);
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function errorText(error) {
+    const key = "error." + error.code;
+    const text = t(key);
+    return text === key ? t("error.unknown", { message: error.message || error.code }) : text;
+  }
+
+  function participantName(identity) {
+    const p = fairwire.participants.find((x) => x.identity === identity);
+    return p ? p.name : identity;
+  }
+
+  // -- state changes ----------------------------------------------------------------------
+
+  function fail(error) {
+    fairwire.state = "error";
+    fairwire.error = { code: error.code || "unknown", message: error.message || "" };
+    connectionNotice = null;
+    stopPublishing(false);
+    closeSubscriber();
+    if (socket) {
+      socket.io.reconnection(false);
+      socket.disconnect();
+    }
+    render();
+  }
+
+  function setParticipants(list) {
+    fairwire.participants = Array.isArray(list) ? list.slice() : [];
+    renderParticipants();
+    for (const [identity, entry] of tiles) entry.label.textContent = participantName(identity);
+  }
+
+  // -- rendering --------------------------------------------------------------------------
+
+  function render() {
+    const room = fairwire.room;
+    const name = $("room-name");
+    if (room) {
+      name.removeAttribute("data-i18n");
+      name.textContent = room.name;
+      document.title = room.name + " · Fairwire";
+      const status = $("room-status");
+      status.hidden = false;
+      status.className = "badge badge-" + room.status;
+      status.textContent = t("status." + room.status);
+      const kind = $("room-kind");
+      kind.hidden = false;
+      kind.className = "chip chip-" + room.kind;
+      kind.textContent = t("kind." + room.kind);
+      const category = $("room-category");
+      category.hidden = !room.category;
+      category.textContent = room.category || "";
+    } else if (fairwire.state === "error") {
+      name.removeAttribute("data-i18n");
+      name.textContent = t("error.title");
+    } else {
+      name.textContent = t("room.connecting");
+    }
+
+    const connection = $("connection");
+    if (fairwire.state === "connecting" && !connectionNotice) {
+      connection.textContent = t("room.connecting");
+    } else {
+      connection.textContent = connectionNotice ? t(connectionNotice) : "";
+    }
+    connection.hidden = !connection.textContent;
+
+    const errorPanel = $("error-panel");
+    errorPanel.hidden = fairwire.state !== "error";
+    if (fairwire.state === "error") {
+      $("error-message").textContent = errorText(fairwire.error);
+      $("error-code").textContent = fairwire.error.code;
+      $("retry").hidden = FATAL.has(fairwire.error.code);
+    }
+    $("room-body").hidden = fairwire.state === "error" || !fairwire.self;
+    // Without a room there is nothing to head the page: the error panel says it all.
+    $("room-header").hidden = fairwire.state === "error" && !room;
+    renderParticipants();
+    renderMedia();
+  }
+
+  function renderParticipants() {
+    const list = $("participants");
+    const people = fairwire.participants.slice().sort(
+      (a, b) => (ROLE_ORDER[a.role] ?? 9) - (ROLE_ORDER[b.role] ?? 9) || (a.joined_at || 0) - (b.joined_at || 0),
+    );
+    const items = people.map((p) => {
+      const li = el("li", "participant");
+      li.dataset.identity = p.identity;
+      const avatar = el("span", "avatar role-" + p.role, (p.name || p.identity).trim().charAt(0).toUpperCase());
+      avatar.setAttribute("aria-hidden", "true");
+      li.appendChild(avatar);
+      const text = el("span", "participant-text");
+      const name = el("span", "participant-name", p.name);
+      text.appendChild(name);
+      if (fairwire.self && p.identity === fairwire.self.identity) {
+        text.appendChild(el("span", "participant-you", "(" + t("room.you") + ")"));
+      }
+      li.appendChild(text);
+      if (Array.isArray(p.tracks) && p.tracks.length) {
+        li.appendChild(el("span", "badge badge-live badge-small", t("status.live")));
+      }
+      li.appendChild(el("span", "role-badge role-" + p.role, t("role." + p.role)));
+      return li;
+    });
+    if (!items.length) items.push(el("li", "participant-empty", t("room.noParticipants")));
+    list.replaceChildren(...items);
+    $("participant-count").textContent = t("room.participantCount", { count: fairwire.participants.length });
+  }
+
+  function renderMedia() {
+    const canPublish = !!(fairwire.self && fairwire.self.grants && fairwire.self.grants.includes("publish"));
+    $("publish-panel").hidden = !canPublish || fairwire.state !== "joined";
+    const live = fairwire.publishing;
+    const goLive = $("go-live");
+    goLive.hidden = live;
+    $("go-live-label").textContent = goLive.disabled ? t("room.startingLive") : t("room.goLive");
+    $("stop").textContent = t("room.stop");
+    $("stop").hidden = !live;
+    $("preview-wrap").hidden = !live;
+    const mic = $("toggle-mic");
+    const cam = $("toggle-cam");
+    mic.hidden = cam.hidden = !live;
+    const audio = localStream && localStream.getAudioTracks()[0];
+    const video = localStream && localStream.getVideoTracks()[0];
+    const micOn = !!(audio && audio.enabled);
+    const camOn = !!(video && video.enabled);
+    mic.textContent = micOn ? t("room.micOn") : t("room.micOff");
+    mic.setAttribute("aria-pressed", String(!micOn));
+    cam.textContent = camOn ? t("room.camOn") : t("room.camOff");
+    cam.setAttribute("aria-pressed", String(!camOn));
+
+    const publishErr = $("publish-error");
+    publishErr.hidden = !publishError;
+    publishErr.textContent = publishError ? t(publishError.key, publishError.params) : "";
+
+    const notice = $("media-notice");
+    notice.hidden = !mediaNotice;
+    notice.textContent = mediaNotice ? t(mediaNotice.key, mediaNotice.params) : "";
+    $("stage-empty").hidden = tiles.size > 0;
+    for (const entry of tiles.values()) {
+      entry.unmute.textContent = entry.video.muted ? t("room.unmute") : t("room.mute");
+      entry.unmute.setAttribute("aria-pressed", String(!entry.video.muted));
+    }
+  }
+
+  // -- WebRTC -----------------------------------------------------------------------------
+
+  function normaliseIceServers(raw) {
+    if (!Array.isArray(raw)) return [];
+    return raw
+      .map((s) => (typeof s === "string" ? { urls: s } : s))
+      .filter((s) => s && (typeof s.urls === "string" || Array.isArray(s.urls)));
+  }
+
+  function waitForGathering(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        window.clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      };
+      const check = () => {
+        if (pc.iceGatheringState === "complete") done();
+      };
+      const timer = window.setTimeout(done, GATHER_TIMEOUT_MS);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  function trickle(pc, target) {
+    pc.addEventListener("icecandidate", (event) => {
+      if (event.candidate && socket && socket.connected) {
+        socket.emit("ice-candidate", { target, candidate: event.candidate.toJSON() });
+      }
+    });
+  }
+
+  async function goLive() {
+    if (fairwire.publishing || $("go-live").disabled) return;
+    publishError = null;
+    $("go-live").disabled = true;
+    renderMedia();
+    let pc = null;
+    try {
+      localStream = await navigator.mediaDevices.getUserMedia({
+        audio: true,
+        video: { width: 1280, height: 720 },
+      });
+      pc = new RTCPeerConnection({ iceServers });
+      fairwire.publisherPc = pc;
+      trickle(pc, "publisher");
+      for (const track of localStream.getTracks()) {
+        pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+      }
+      await pc.setLocalDescription(await pc.createOffer());
+      await waitForGathering(pc);
+      const answer = await request("publish", { type: "offer", sdp: pc.localDescription.sdp });
+      await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+      fairwire.publishing = true;
+      const preview = $("preview");
+      preview.srcObject = localStream;
+      preview.play().catch(() => {});
+    } catch (err) {
+      stopPublishing(false);
+      const name = err && err.name;
+      if (name === "NotAllowedError" || name === "SecurityError") publishError = { key: "error.media_denied" };
+      else if (name === "NotFoundError" || name === "OverconstrainedError") publishError = { key: "error.media_missing" };
+      else publishError = { key: "error.media_failed", params: { message: err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err) } };
+    } finally {
+      $("go-live").disabled = false;
+      renderMedia();
+    }
+  }
+
+  function stopPublishing(tellServer) {
+    const wasPublishing = fairwire.publishing || fairwire.publisherPc;
+    if (tellServer && wasPublishing && socket && socket.connected) {
+      request("unpublish", {}).catch(() => {});
+    }
+    if (fairwire.publisherPc) fairwire.publisherPc.close();
+    fairwire.publisherPc = null;
+    if (localStream) localStream.getTracks().forEach((track) => track.stop());
+    localStream = null;
+    fairwire.publishing = false;
+    const preview = $("preview");
+    if (preview) preview.srcObject = null;
+  }
+
+  function toggleTrack(kind) {
+    if (!localStream) return;
+    const tracks = kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks();
+    tracks.forEach((track) => (track.enabled = !track.enabled));
+    renderMedia();
+  }
+
+  function subscriberPc() {
+    if (fairwire.subscriberPc) return fairwire.subscriberPc;
+    const pc = new RTCPeerConnection({ iceServers });
+    fairwire.subscriberPc = pc;
+    trickle(pc, "subscriber");
+    pc.addEventListener("track", onTrack);
+    return pc;
+  }
+
+  function closeSubscriber() {
+    if (fairwire.subscriberPc) fairwire.subscriberPc.close();
+    fairwire.subscriberPc = null;
+    for (const identity of [...tiles.keys()]) removeTile(identity);
+  }
+
+  /** Run negotiations one after another: a renegotiation never overlaps another. */
+  function enqueue(job) {
+    negotiation = negotiation.then(job).catch((err) => {
+      if (fairwire.state !== "joined") return;
+      mediaNotice = { key: "room.mediaUnavailable", params: { message: err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err) } };
+      renderMedia();
+    });
+    return negotiation;
+  }
+
+  async function answerOffer(offer) {
+    if (!offer || offer.type !== "offer" || typeof offer.sdp !== "string") {
+      throw new ServerError({ code: "bad_offer", message: "the server sent no offer" });
+    }
+    const pc = subscriberPc();
+    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await waitForGathering(pc);
+    await request("subscribe-answer", { type: "answer", sdp: pc.localDescription.sdp });
+    mediaNotice = null;
+    renderMedia();
+  }
+
+  function subscribe() {
+    enqueue(async () => {
+      const offer = await request("subscribe", {});
+      await answerOffer(offer);
+    });
+  }
+
+  function onTrack(event) {
+    const stream = event.streams && event.streams[0];
+    if (!stream) return;
+    const identity = stream.id;
+    if (fairwire.self && identity === fairwire.self.identity) return; // our own preview shows it
+    let entry = tiles.get(identity);
+    if (!entry || entry.stream !== stream) {
+      if (entry) removeTile(identity);
+      entry = addTile(identity, stream);
+    }
+    const check = () => checkTile(identity);
+    event.track.addEventListener("ended", check);
+    event.track.addEventListener("unmute", () => entry.video.play().catch(() => {}));
+    stream.addEventListener("removetrack", check);
+    entry.video.play().catch(() => {});
+  }
+
+  function addTile(identity, stream) {
+    const tile = el("figure", "tile");
+    tile.dataset.identity = identity;
+    const video = el("video", "tile-video");
+    video.autoplay = true;
+    video.playsInline = true;
+    video.setAttribute("playsinline", "");
+    video.muted = true; // browsers refuse autoplay with sound: the viewer unmutes
+    video.srcObject = stream;
+    tile.appendChild(video);
+    const caption = el("figcaption", "tile-caption");
+    const label = el("span", "tile-name", participantName(identity));
+    caption.appendChild(label);
+    const unmute = el("button", "button button-small tile-unmute", t("room.unmute"));
+    unmute.type = "button";
+    unmute.addEventListener("click", () => {
+      video.muted = !video.muted;
+      video.play().catch(() => {});
+      renderMedia();
+    });
+    caption.appendChild(unmute);
+    tile.appendChild(caption);
+    $("tiles").appendChild(tile);
+    const entry = { tile, video, label, unmute, stream };
+    tiles.set(identity, entry);
+    renderMedia();
+    return entry;
+  }
+
+  function checkTile(identity) {
+    const entry = tiles.get(identity);
+    if (!entry) return;
+    const live = entry.stream.getTracks().filter((track) => track.readyState === "live");
+    if (live.length === 0) removeTile(identity);
+  }
+
+  function removeTile(identity) {
+    const entry = tiles.get(identity);
+    if (!entry) return;
+    entry.video.srcObject = null;
+    entry.tile.remove();
+    tiles.delete(identity);
+    renderMedia();
+  }
+
+  // -- socket.io --------------------------------------------------------------------------
+
+  async function join() {
+    fairwire.state = "connecting";
+    connectionNotice = null;
+    render();
+    let ack;
+    try {
+      ack = await request("join", {});
+    } catch (err) {
+      if (err instanceof ServerError && err.code === "timeout") {
+        connectionNotice = "error.timeout";
+        render();
+        return;
+      }
+      fail({ code: err.code || "unknown", message: err.message });
+      return;
+    }
+    fairwire.room = ack.room;
+    fairwire.self = ack.self;
+    iceServers = normaliseIceServers(ack.ice_servers);
+    fairwire.state = "joined";
+    fairwire.error = null;
+    setParticipants(ack.participants);
+    render();
+    if (fairwire.self && (fairwire.self.grants || []).includes("subscribe")) subscribe();
+  }
+
+  function connect() {
+    if (typeof window.io !== "function") {
+      fail({ code: "connect_failed", message: "socket.io client missing" });
+      return;
+    }
+    socket = window.io({ auth: { token }, transports: ["websocket"] });
+
+    socket.on("connect", join);
+    socket.on("connect_error", (err) => {
+      const data = err && err.data && typeof err.data === "object" ? err.data : null;
+      if (data && data.code) {
+        fail({ code: data.code, message: data.message || err.message });
+      } else if (!socket.active) {
+        fail({ code: "connect_failed", message: err ? err.message : "" });
+      } else {
+        connectionNotice = "room.reconnecting";
+        render();
+      }
+    });
+    socket.on("disconnect", (reason) => {
+      stopPublishing(false);
+      closeSubscriber();
+      if (fairwire.state === "error") return;
+      if (reason === "io server disconnect") {
+        // The server sent us away (the room ended, another tab took the seat): say so.
+        const code = fairwire.room && fairwire.room.status === "ended" ? "room_ended" : "disconnected";
+        fail({ code, message: reason });
+        return;
+      }
+      if (reason === "io client disconnect") return;
+      fairwire.state = "connecting";
+      connectionNotice = "room.reconnecting";
+      render();
+    });
+
+    socket.on("participants", (data) => {
+      if (data && (!data.room || !fairwire.room || data.room === fairwire.room.id)) setParticipants(data.participants);
+    });
+    socket.on("participant-joined", (p) => {
+      if (!p || !p.identity) return;
+      const rest = fairwire.participants.filter((x) => x.identity !== p.identity);
+      setParticipants([...rest, p]);
+    });
+    socket.on("participant-left", (data) => {
+      if (!data || !data.identity) return;
+      setParticipants(fairwire.participants.filter((x) => x.identity !== data.identity));
+      removeTile(data.identity);
+    });
+    socket.on("replaced", (data) => {
+      fail({ code: "replaced", message: (data && data.reason) || "" });
+    });
+    socket.on("room-status", (room) => {
+      if (!room || !room.id) return;
+      fairwire.room = room;
+      if (room.status === "ended") {
+        fail({ code: "room_ended", message: "this room has ended" });
+        return;
+      }
+      render();
+    });
+    socket.on("subscriber-offer", (offer) => {
+      if (fairwire.state === "joined") enqueue(() => answerOffer(offer));
+    });
+    socket.on("track-published", () => {
+      /* the renegotiation that follows ("subscriber-offer") brings the track */
+    });
+    socket.on("track-unpublished", (data) => {
+      if (!data || !data.identity) return;
+      // Give the renegotiation a moment to remove the track from the stream.
+      window.setTimeout(() => checkTile(data.identity), 1500);
+    });
+  }
+
+  // -- start ------------------------------------------------------------------------------
+
+  $("go-live").addEventListener("click", goLive);
+  $("stop").addEventListener("click", () => {
+    stopPublishing(true);
+    renderMedia();
+  });
+  $("toggle-mic").addEventListener("click", () => toggleTrack("audio"));
+  $("toggle-cam").addEventListener("click", () => toggleTrack("video"));
+  $("retry").addEventListener("click", () => window.location.reload());
+  document.addEventListener("fairwire:lang", render);
+  window.addEventListener("pagehide", () => {
+    if (socket) socket.disconnect();
+  });
+
+  render();
+  if (!token) {
+    fail({ code: "missing_token", message: "no ?token= in the link" });
+  } else {
+    const claims = tokenClaims(token);
+    if (claims && typeof claims.room === "string" && roomId && claims.room !== roomId) {
+      fail({ code: "wrong_room", message: "the token is for room " + claims.room });
+    } else {
+      connect();
+    }
+  }
+})();
