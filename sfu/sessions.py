@@ -1,0 +1,651 @@
+"""Publishers, subscribers and rooms on aiortc peer connections: the thin async layer.
+
+Media never goes through aiortc's track/encoder machinery on the forwarding path: a publisher's
+receiver hands each packet to a :class:`~sfu.forwarding.SourceStream`, which writes rewritten
+copies straight into every subscriber's SRTP transport. aiortc still does what it is good at:
+SDP, ICE, DTLS, SRTP contexts, receiver reports, NACK generation and RTCP routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtp import RtpPacket
+
+from sfu import _aiortc_compat as compat
+from sfu.forwarding import MID_EXTENSION_URI, DownTrack, SourceStream
+
+log = logging.getLogger(__name__)
+
+NTP_EPOCH_OFFSET = 2208988800  # RFC 5905 §6: seconds from 1900-01-01 to 1970-01-01
+SENDER_REPORT_INTERVAL = 1.0  # seconds; aiortc sends an SR every 0.5-1.5 s
+ATTACH_RETRY_SECONDS = 0.05
+
+
+def monotonic_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+def ntp_now() -> int:
+    now = time.time() + NTP_EPOCH_OFFSET
+    return (int(now) << 32) | int((now % 1) * (1 << 32))
+
+
+class SdpError(ValueError):
+    """The remote description cannot be used (malformed, or nothing we can receive)."""
+
+
+class MediaEvents(Protocol):
+    """What the SFU tells the signalling layer."""
+
+    async def track_published(self, publication: Publication) -> None: ...
+
+    async def track_unpublished(self, publication: Publication) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    ice_servers: tuple[str, ...] = ()
+    pli_interval_ms: int = 500
+    history_size: int = 1024
+    history_max_age_ms: int = 3000
+
+    def rtc_configuration(self) -> RTCConfiguration:
+        servers = [RTCIceServer(urls=url) for url in self.ice_servers]
+        return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+def _new_id() -> str:
+    return secrets.token_hex(8)
+
+
+async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
+    if not isinstance(sdp, str) or not sdp.strip().startswith("v=0"):
+        raise SdpError("not an SDP document (must start with v=0)")
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise SdpError(f"cannot use this SDP {kind}: {exc}") from None
+    except Exception as exc:  # aiortc raises its own InvalidStateError / InternalError
+        raise SdpError(f"cannot use this SDP {kind}: {exc}") from None
+
+
+class Publication:
+    """A published track: its source stream and where its packets come from."""
+
+    def __init__(
+        self, room: SfuRoom, publisher: Publisher, kind: str, source: str, settings: MediaSettings,
+        mime_type: str, clock_rate: int, codec_parameters: dict[str, Any],
+    ) -> None:
+        self.id = _new_id()
+        self.room = room
+        self.publisher = publisher
+        self.kind = kind
+        self.source = source
+        self.mime_type = mime_type
+        self.codec_parameters = codec_parameters
+        self.stream = SourceStream(
+            kind=kind, mime_type=mime_type, clock_rate=clock_rate,
+            history_size=settings.history_size, history_max_age_ms=settings.history_max_age_ms,
+            pli_interval_ms=settings.pli_interval_ms,
+        )
+        self.receiver: RTCRtpReceiver | None = None
+        self._payload_type = -1
+        self._rtx_payload_type = -1
+        self._pli_timer: asyncio.TimerHandle | None = None
+        self._pli_tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def identity(self) -> str:
+        return self.publisher.identity
+
+    @property
+    def codec(self) -> str:
+        return self.mime_type.split("/", 1)[-1]
+
+    def bind(self, receiver: RTCRtpReceiver, payload_type: int, rtx_payload_type: int | None
+             ) -> None:
+        """Take packets from ``receiver`` (a new one after an ICE restart re-publish)."""
+        self.receiver = receiver
+        self._payload_type = payload_type
+        self._rtx_payload_type = -1 if rtx_payload_type is None else rtx_payload_type
+        stream = self.stream
+        compat.install_ingress_hook(
+            receiver, self._on_rtp, self._on_sender_report, stream.take_yield_turn
+        )
+
+    def _on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        payload_type = packet.payload_type
+        if payload_type == self._rtx_payload_type:
+            if len(packet.payload) <= 2 or self.stream.ssrc is None:
+                return  # RTX padding used for bandwidth probing
+            packet = compat.unwrap_retransmission(packet, self._payload_type, self.stream.ssrc)
+        elif payload_type != self._payload_type:
+            return
+        payload = packet.payload
+        if not payload:
+            return  # padding-only probe
+        self.stream.on_packet(
+            packet.ssrc, packet.sequence_number, packet.timestamp, bool(packet.marker),
+            payload, monotonic_ms(),
+        )
+
+    def _on_sender_report(self, ssrc: int, ntp: int, rtp_timestamp: int) -> None:
+        if ssrc == self.stream.ssrc:
+            self.stream.sender_reports.on_publisher_report(ntp, rtp_timestamp, monotonic_ms())
+
+    def request_keyframe(self) -> None:
+        """A subscriber needs a keyframe: PLI upstream now, or when the throttle allows."""
+        if self.kind != "video":
+            return
+        now = monotonic_ms()
+        if self.stream.request_keyframe(now):
+            self._send_pli()
+        else:
+            self._schedule_pending_pli(now)
+
+    def _schedule_pending_pli(self, now: int) -> None:
+        due = self.stream.pli.next_due_ms()
+        if due is None or self._pli_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._pli_timer = loop.call_later(max(0, due - now) / 1000, self._pli_timer_fired)
+
+    def _pli_timer_fired(self) -> None:
+        self._pli_timer = None
+        now = monotonic_ms()
+        if self.stream.pli.due(now):
+            self._send_pli()
+        else:
+            self._schedule_pending_pli(now)
+
+    def _send_pli(self) -> None:
+        receiver, ssrc = self.receiver, self.stream.ssrc
+        if receiver is None or ssrc is None:
+            return
+        task = asyncio.ensure_future(compat.request_keyframe(receiver, ssrc))
+        self._pli_tasks.add(task)
+        task.add_done_callback(self._pli_tasks.discard)
+
+    def close(self) -> None:
+        if self._pli_timer is not None:
+            self._pli_timer.cancel()
+            self._pli_timer = None
+        for task in self._pli_tasks:
+            task.cancel()
+        self.receiver = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind, "codec": self.codec, "source": self.source}
+
+
+class Publisher:
+    """One peer connection that sends media into a room (a browser, or a WHIP encoder)."""
+
+    def __init__(
+        self, room: SfuRoom, identity: str, *, on_closed: Callable[[Publisher], Awaitable[None]]
+        | None = None,
+    ) -> None:
+        self.id = _new_id()
+        self.room = room
+        self.identity = identity
+        self.publications: dict[RTCRtpTransceiver, Publication] = {}
+        self.pc = RTCPeerConnection(room.sfu.settings.rtc_configuration())
+        self._on_closed = on_closed
+        self._closed = False
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    async def _on_connection_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed") and not self._closed:
+            log.info("publisher %s in %s: connection %s", self.identity, self.room.id,
+                     self.pc.connectionState)
+            await self.close()
+
+    async def answer(self, offer_sdp: str, sources: list[str] | None = None,
+                     replacing: Publisher | None = None) -> str:
+        """Apply the publisher's offer and return our answer (complete with candidates)."""
+        pc = self.pc
+        await _set_remote(pc, offer_sdp, "offer")
+        new: list[Publication] = []
+        reusable = list(replacing.publications.values()) if replacing else []
+        index = 0
+        for transceiver in pc.getTransceivers():
+            if transceiver in self.publications or transceiver.receiver.track is None:
+                continue
+            if transceiver.direction not in ("recvonly", "sendrecv"):
+                continue
+            negotiated = compat.keep_first_codec(transceiver)
+            if negotiated is None:
+                continue
+            transceiver.direction = "recvonly"
+            source = (sources[index] if sources and index < len(sources)
+                      else "microphone" if transceiver.kind == "audio" else "camera")
+            index += 1
+            publication = next(
+                (p for p in reusable if p.kind == transceiver.kind
+                 and p.mime_type.lower() == negotiated.mime_type.lower()
+                 and p.codec_parameters == negotiated.parameters),
+                None,
+            )
+            if publication is not None:
+                # Same track after a re-publish: subscribers keep their stream; the new SSRC
+                # switches the source behind it (continuous numbering, wait for a keyframe).
+                reusable.remove(publication)
+                assert replacing is not None
+                del replacing.publications[next(
+                    t for t, p in replacing.publications.items() if p is publication)]
+                publication.publisher = self
+            else:
+                publication = Publication(
+                    self.room, self, transceiver.kind, source, self.room.sfu.settings,
+                    negotiated.mime_type, negotiated.clock_rate, negotiated.parameters,
+                )
+                new.append(publication)
+            publication.bind(transceiver.receiver, negotiated.payload_type,
+                             negotiated.rtx_payload_type)
+            self.publications[transceiver] = publication
+        if not self.publications:
+            raise SdpError("the offer sends no audio or video that this server can receive")
+        try:
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:
+            raise SdpError(f"cannot answer this offer: {exc}") from None
+        for publication in new:
+            await self.room.add_publication(publication)
+        for publication in self.publications.values():
+            if publication not in new and publication.stream.downtracks:
+                publication.request_keyframe()
+        return str(pc.localDescription.sdp)
+
+    async def add_ice_candidate(self, candidate: Any) -> None:
+        await compat.add_ice_candidate(self.pc, candidate)
+
+    async def close(self, *, keep_publications: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        publications = list(self.publications.values())
+        self.publications.clear()
+        if not keep_publications:
+            for publication in publications:
+                await self.room.remove_publication(publication)
+                publication.close()
+        await self.pc.close()
+        self.room.publishers.discard(self)
+        if self._on_closed is not None:
+            await self._on_closed(self)
+
+
+@dataclass(slots=True, eq=False)
+class Binding:
+    """A publication as one subscriber's peer connection carries it."""
+
+    publication: Publication
+    transceiver: RTCRtpTransceiver
+    track: compat.IdleTrack
+    downtrack: DownTrack | None = None
+    active: bool = True
+
+
+class Subscriber:
+    """One peer connection that receives a room's tracks (a browser, or a WHEP player)."""
+
+    def __init__(
+        self,
+        room: SfuRoom,
+        identity: str,
+        *,
+        publisher_identity: str | None = None,
+        on_negotiation_needed: Callable[[Subscriber], Awaitable[None]] | None = None,
+        on_closed: Callable[[Subscriber], Awaitable[None]] | None = None,
+    ) -> None:
+        self.id = _new_id()
+        self.room = room
+        self.identity = identity
+        self.publisher_identity = publisher_identity
+        self.pc = RTCPeerConnection(room.sfu.settings.rtc_configuration())
+        self.bindings: dict[Publication, Binding] = {}
+        self._sink: compat.SrtpSink | None = None
+        self._on_negotiation_needed = on_negotiation_needed
+        self._on_closed = on_closed
+        self._closed = False
+        self._attach_timer: asyncio.TimerHandle | None = None
+        self._negotiating = asyncio.Lock()
+        self._awaiting_answer = False
+        self._renegotiate = False
+        self._tasks: set[asyncio.Future[None]] = set()
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    def wants(self, publication: Publication) -> bool:
+        if publication.identity == self.identity:
+            return False  # never loop a participant's own media back
+        return self.publisher_identity is None or publication.identity == self.publisher_identity
+
+    async def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            self._attach_pending()
+        elif state in ("failed", "closed") and not self._closed:
+            await self.close()
+
+    # -- server offers (socket.io clients) ------------------------------------------------------
+
+    async def create_offer(self) -> str:
+        """An offer carrying every wanted publication; gone ones become inactive."""
+        async with self._negotiating:
+            self._renegotiate = False
+            for publication in self.room.publications:
+                if self.wants(publication) and publication not in self.bindings:
+                    self._add_binding(publication)
+            for publication, binding in list(self.bindings.items()):
+                if binding.active and publication not in self.room.publications:
+                    self._deactivate(binding)
+                    del self.bindings[publication]
+            offer = await self.pc.createOffer()
+            await self.pc.setLocalDescription(offer)
+            self._awaiting_answer = True
+            return str(self.pc.localDescription.sdp)
+
+    def _add_binding(self, publication: Publication) -> Binding:
+        track = compat.IdleTrack(publication.kind, publication.id)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        compat.set_stream_id(transceiver.sender, publication.identity)
+        compat.prefer_codec(transceiver, publication.mime_type, publication.codec_parameters)
+        binding = Binding(publication, transceiver, track)
+        self.bindings[publication] = binding
+        return binding
+
+    async def apply_answer(self, answer_sdp: str) -> None:
+        async with self._negotiating:
+            if not self._awaiting_answer:
+                raise SdpError("no offer is waiting for an answer")
+            await _set_remote(self.pc, answer_sdp, "answer")
+            self._awaiting_answer = False
+            self._attach_pending()
+        if self._renegotiate:
+            await self._request_negotiation()
+
+    # -- client offers (WHEP players) -----------------------------------------------------------
+
+    async def answer(self, offer_sdp: str) -> str:
+        async with self._negotiating:
+            await _set_remote(self.pc, offer_sdp, "offer")
+            available = [p for p in self.room.publications if self.wants(p)]
+            for transceiver in self.pc.getTransceivers():
+                publication = next((p for p in available if p.kind == transceiver.kind), None)
+                if publication is None or transceiver.receiver.track is None:
+                    transceiver.direction = "inactive"
+                    continue
+                if not compat.keep_codec(transceiver, publication.mime_type,
+                                         publication.codec_parameters):
+                    raise SdpError(
+                        f"the offer does not accept {publication.mime_type}, "
+                        f"the codec this {publication.kind} track is published in"
+                    )
+                available.remove(publication)
+                track = compat.IdleTrack(publication.kind, publication.id)
+                transceiver.sender.replaceTrack(track)
+                compat.set_stream_id(transceiver.sender, publication.identity)
+                transceiver.direction = "sendonly"
+                self.bindings[publication] = Binding(publication, transceiver, track)
+            if not self.bindings:
+                raise SdpError("nothing to play: no published track matches this offer")
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+            return str(self.pc.localDescription.sdp)
+
+    # -- media ----------------------------------------------------------------------------------
+
+    def _attach_pending(self) -> None:
+        """Start forwarding to bindings whose transport is ready; retry shortly otherwise."""
+        if self._closed:
+            return
+        pending = [b for b in self.bindings.values() if b.active and b.downtrack is None]
+        if not pending:
+            return
+        sink = self._sink
+        if sink is None:
+            sink = self._sink = compat.SrtpSink(pending[0].transceiver.sender.transport)
+        if not sink.ready or self._awaiting_answer:
+            if self._attach_timer is None and not self._awaiting_answer:
+                self._attach_timer = asyncio.get_running_loop().call_later(
+                    ATTACH_RETRY_SECONDS, self._attach_timer_fired
+                )
+            return
+        for binding in pending:
+            self._attach(binding, sink)
+
+    def _attach_timer_fired(self) -> None:
+        self._attach_timer = None
+        self._attach_pending()
+
+    def _attach(self, binding: Binding, sink: compat.SrtpSink) -> None:
+        negotiated = compat.negotiated_stream(binding.transceiver)
+        if negotiated is None or binding.transceiver.currentDirection not in (
+            "sendonly", "sendrecv"
+        ):
+            return
+        publication = binding.publication
+        downtrack = DownTrack(
+            kind=publication.kind,
+            clock_rate=negotiated.clock_rate,
+            payload_type=negotiated.payload_type,
+            ssrc=negotiated.ssrc,
+            send=sink.send,
+            mid=negotiated.mid,
+            mid_extension_id=negotiated.extension_ids.get(MID_EXTENSION_URI),
+            rtx_payload_type=negotiated.rtx_payload_type,
+            rtx_ssrc=negotiated.rtx_ssrc,
+            initial_sequence_number=random.getrandbits(16),
+            initial_timestamp=random.getrandbits(32),
+            initial_rtx_sequence_number=random.getrandbits(16),
+        )
+        binding.downtrack = downtrack
+        stream = publication.stream
+
+        def on_nack(lost: list[int]) -> None:
+            downtrack.resend(lost, stream.history, monotonic_ms())
+
+        compat.install_feedback_hook(
+            binding.transceiver.sender, on_nack, publication.request_keyframe
+        )
+        stream.add(downtrack)
+        publication.request_keyframe()
+
+    def _deactivate(self, binding: Binding) -> None:
+        binding.active = False
+        if binding.downtrack is not None:
+            binding.publication.stream.remove(binding.downtrack)
+            binding.downtrack = None
+        binding.transceiver.direction = "inactive"
+        binding.track.stop()
+
+    def publication_removed(self, publication: Publication) -> None:
+        binding = self.bindings.get(publication)
+        if binding is None:
+            return
+        if binding.downtrack is not None:
+            publication.stream.remove(binding.downtrack)
+            binding.downtrack = None
+        self.changed()
+
+    def changed(self) -> None:
+        """The room's publications changed: renegotiate if this subscriber is server-offered."""
+        if self._on_negotiation_needed is None or self._closed:
+            return
+        if self._awaiting_answer or self._negotiating.locked():
+            self._renegotiate = True
+            return
+        task = asyncio.ensure_future(self._request_negotiation())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _request_negotiation(self) -> None:
+        if self._on_negotiation_needed is not None and not self._closed:
+            try:
+                await self._on_negotiation_needed(self)
+            except Exception:
+                log.exception("renegotiating subscriber %s failed", self.identity)
+
+    def update_sender_reports(self, now_ms: int) -> None:
+        ntp = ntp_now()
+        for binding in self.bindings.values():
+            downtrack = binding.downtrack
+            if downtrack is None:
+                continue
+            stream = binding.publication.stream
+            translated = stream.sender_reports.translate(downtrack.rewriter, now_ms)
+            if translated is None:
+                last = downtrack.rewriter.last_timestamp
+                if last is None:
+                    continue
+                translated = (ntp, last)
+            compat.set_sender_report(
+                binding.transceiver.sender, translated[0], translated[1],
+                downtrack.packets, downtrack.octets,
+            )
+
+    async def add_ice_candidate(self, candidate: Any) -> None:
+        await compat.add_ice_candidate(self.pc, candidate)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._attach_timer is not None:
+            self._attach_timer.cancel()
+        for task in self._tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        for binding in self.bindings.values():
+            if binding.downtrack is not None:
+                binding.publication.stream.remove(binding.downtrack)
+                binding.downtrack = None
+        self.bindings.clear()
+        if self._sink is not None:
+            self._sink.close()
+        await self.pc.close()
+        self.room.subscribers.discard(self)
+        if self._on_closed is not None:
+            await self._on_closed(self)
+
+
+class SfuRoom:
+    def __init__(self, sfu: Sfu, room_id: str) -> None:
+        self.sfu = sfu
+        self.id = room_id
+        self.publications: list[Publication] = []
+        self.publishers: set[Publisher] = set()
+        self.subscribers: set[Subscriber] = set()
+
+    def publisher(self, identity: str, on_closed: Callable[[Publisher], Awaitable[None]] | None
+                  = None) -> Publisher:
+        publisher = Publisher(self, identity, on_closed=on_closed)
+        self.publishers.add(publisher)
+        return publisher
+
+    def subscriber(self, identity: str, **options: Any) -> Subscriber:
+        subscriber = Subscriber(self, identity, **options)
+        self.subscribers.add(subscriber)
+        return subscriber
+
+    async def add_publication(self, publication: Publication) -> None:
+        self.publications.append(publication)
+        for subscriber in list(self.subscribers):
+            if subscriber.wants(publication):
+                subscriber.changed()
+        await self.sfu.events.track_published(publication)
+
+    async def remove_publication(self, publication: Publication) -> None:
+        if publication not in self.publications:
+            return
+        self.publications.remove(publication)
+        for subscriber in list(self.subscribers):
+            subscriber.publication_removed(publication)
+        await self.sfu.events.track_unpublished(publication)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.publishers or self.subscribers or self.publications)
+
+    async def close(self) -> None:
+        for subscriber in list(self.subscribers):
+            await subscriber.close()
+        for publisher in list(self.publishers):
+            await publisher.close()
+
+
+class _NoEvents:
+    async def track_published(self, publication: Publication) -> None:
+        return None
+
+    async def track_unpublished(self, publication: Publication) -> None:
+        return None
+
+
+@dataclass(eq=False)
+class Sfu:
+    """All media rooms of this node."""
+
+    settings: MediaSettings = field(default_factory=MediaSettings)
+    events: MediaEvents = field(default_factory=_NoEvents)
+    rooms: dict[str, SfuRoom] = field(default_factory=dict)
+    _report_task: asyncio.Task[None] | None = None
+
+    def room(self, room_id: str) -> SfuRoom:
+        room = self.rooms.get(room_id)
+        if room is None:
+            room = self.rooms[room_id] = SfuRoom(self, room_id)
+        if self._report_task is None:
+            self._report_task = asyncio.ensure_future(self._report_loop())
+        return room
+
+    def forget_if_empty(self, room_id: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is not None and room.empty:
+            del self.rooms[room_id]
+
+    async def _report_loop(self) -> None:
+        # Sender reports for every forwarded stream, refreshed once a second rather than per
+        # packet: aiortc's own RTCP loop sends them.
+        while True:
+            await asyncio.sleep(SENDER_REPORT_INTERVAL)
+            now = monotonic_ms()
+            for room in list(self.rooms.values()):
+                for subscriber in list(room.subscribers):
+                    subscriber.update_sender_reports(now)
+
+    def stats(self) -> dict[str, int]:
+        publications = [p for room in self.rooms.values() for p in room.publications]
+        return {
+            "rooms": len(self.rooms),
+            "publishers": sum(len(room.publishers) for room in self.rooms.values()),
+            "subscribers": sum(len(room.subscribers) for room in self.rooms.values()),
+            "publications": len(publications),
+            "downtracks": sum(len(p.stream.downtracks) for p in publications),
+            "packets_received": sum(p.stream.received for p in publications),
+        }
+
+    async def close(self) -> None:
+        compat.cancel_quietly(self._report_task)
+        self._report_task = None
+        for room in list(self.rooms.values()):
+            await room.close()
+        self.rooms.clear()
