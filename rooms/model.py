@@ -107,7 +107,8 @@ def _text(field_name: str, value: object, limit: int, *, required: bool = True) 
 def check_identity(value: object) -> str:
     if not isinstance(value, str) or not IDENTITY_RE.match(value):
         raise ValidationError(
-            "identity", "1-128 characters: letters, digits and . _ @ - (starting with a letter or digit)"
+            "identity",
+            "1-128 characters: letters, digits and . _ @ - (starting with a letter or digit)",
         )
     return value
 

@@ -27,6 +27,7 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
 
 from sfu import _aiortc_compat as compat
 from sfu.forwarding import MID_EXTENSION_URI, DownTrack, SourceStream
@@ -347,13 +348,20 @@ class Subscriber:
 
     # -- server offers (socket.io clients) ------------------------------------------------------
 
-    async def create_offer(self) -> str:
-        """An offer carrying every wanted publication; gone ones become inactive."""
+    async def create_offer(self) -> str | None:
+        """An offer carrying every wanted publication; gone ones become inactive.
+
+        None while there is nothing to receive yet: an SDP without media sections is useless
+        (and browsers refuse aiortc's empty BUNDLE group); :meth:`changed` asks for an offer
+        once something is published.
+        """
         async with self._negotiating:
             self._renegotiate = False
             for publication in self.room.publications:
                 if self.wants(publication) and publication not in self.bindings:
                     self._add_binding(publication)
+            if not self.pc.getTransceivers():
+                return None
             for publication, binding in list(self.bindings.items()):
                 if binding.active and publication not in self.room.publications:
                     self._deactivate(binding)
@@ -388,9 +396,13 @@ class Subscriber:
         async with self._negotiating:
             await _set_remote(self.pc, offer_sdp, "offer")
             available = [p for p in self.room.publications if self.wants(p)]
+            # The player's m-sections that accept media. (Not receiver.track: aiortc makes
+            # one only for m-sections the remote *sends* on, never for a recvonly player.)
+            receiving = {m.rtp.muxId for m in SessionDescription.parse(offer_sdp).media
+                         if m.direction in ("recvonly", "sendrecv")}
             for transceiver in self.pc.getTransceivers():
                 publication = next((p for p in available if p.kind == transceiver.kind), None)
-                if publication is None or transceiver.receiver.track is None:
+                if publication is None or transceiver.mid not in receiving:
                     transceiver.direction = "inactive"
                     continue
                 if not compat.keep_codec(transceiver, publication.mime_type,

@@ -10,10 +10,12 @@ from aiohttp import web
 
 from config import Settings
 from rooms import MemoryStore, Store
-from signalling import api, pages
+from sfu.sessions import MediaSettings, Sfu
+from signalling import api, pages, whip
 from signalling.auth import TokenIssuer
 from signalling.errors import ApiError, Handler, error_middleware
-from signalling.keys import METRICS, RATE_LIMITER, REALTIME, SETTINGS, STORE, TOKENS
+from signalling.keys import MEDIA, METRICS, RATE_LIMITER, REALTIME, SETTINGS, SFU, STORE, TOKENS
+from signalling.media import MediaSignalling
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
 from signalling.realtime import Realtime
@@ -77,10 +79,16 @@ def create_app(settings: Settings) -> web.Application:
     realtime = Realtime(settings, store, tokens, metrics)
     app[REALTIME] = realtime
     realtime.sio.attach(app)
+    sfu = Sfu(MediaSettings(ice_servers=settings.ice_servers))
+    media = MediaSignalling(realtime, store, sfu)
+    sfu.events = media
+    app[SFU] = sfu
+    app[MEDIA] = media
 
     app.add_routes(api.routes)
     app.add_routes(pages.routes)
     pages.add_static(app)
+    whip.setup(app)
     app.cleanup_ctx.append(_store_lifecycle)
     return app
 
@@ -93,6 +101,7 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     if stale:
         log.info("forgot %d participants of a previous run of %s", len(stale), settings.node_id)
     yield
+    await app[MEDIA].close()
     await app[REALTIME].close()
     await store.remove_node_participants(settings.node_id)
     await store.close()

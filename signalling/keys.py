@@ -13,6 +13,8 @@ from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
+    from sfu.sessions import Sfu
+    from signalling.media import MediaSignalling
     from signalling.realtime import Realtime
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +23,5 @@ TOKENS = web.AppKey("tokens", TokenIssuer)
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
+SFU: web.AppKey[Sfu] = web.AppKey("sfu")
+MEDIA: web.AppKey[MediaSignalling] = web.AppKey("media")

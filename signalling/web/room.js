@@ -362,16 +362,38 @@
     const pc = subscriberPc();
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
+    dropStoppedTracks(pc);
     await waitForGathering(pc);
     await request("subscribe-answer", { type: "answer", sdp: pc.localDescription.sdp });
     mediaNotice = null;
     renderMedia();
   }
 
+  /**
+   * The server marks a track that was unpublished as inactive in its next offer. Chromium only
+   * mutes such a track, so take it out of its participant's stream here; a tile whose stream
+   * has no track left goes away.
+   */
+  function dropStoppedTracks(pc) {
+    for (const transceiver of pc.getTransceivers()) {
+      if (transceiver.currentDirection !== "inactive") continue;
+      const track = transceiver.receiver.track;
+      for (const [identity, entry] of [...tiles.entries()]) {
+        if (entry.stream.getTracks().includes(track)) {
+          entry.stream.removeTrack(track);
+          checkTile(identity);
+        }
+      }
+    }
+  }
+
   function subscribe() {
+    // Kept for tests and diagnostics: time-to-first-frame is measured from here.
+    fairwire.subscribeStartedAt = performance.now();
     enqueue(async () => {
       const offer = await request("subscribe", {});
-      await answerOffer(offer);
+      // {waiting: true}: nothing is published yet; a "subscriber-offer" event follows.
+      if (offer && offer.sdp) await answerOffer(offer);
     });
   }
 

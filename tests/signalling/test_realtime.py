@@ -23,22 +23,23 @@ class Peer:
     def __init__(self) -> None:
         self.client = socketio.AsyncClient(reconnection=False)
         self.lists: list[list[str]] = []
+        self.changed = asyncio.Event()
         self.events: list[tuple[str, Any]] = []
         self.client.on("participants", self._on_participants)
         self.client.on("*", self._on_any)
 
     async def _on_participants(self, data: dict[str, Any]) -> None:
         self.lists.append([p["identity"] for p in data["participants"]])
+        self.changed.set()
 
     async def _on_any(self, event: str, data: Any) -> None:
         self.events.append((event, data))
 
-    async def wait_for_list(self, identities: list[str], timeout: float = 5) -> None:
-        async def seen() -> None:
+    async def wait_for_list(self, identities: list[str]) -> None:
+        async with asyncio.timeout(5):
             while not self.lists or self.lists[-1] != identities:
-                await asyncio.sleep(0.02)
-
-        await asyncio.wait_for(seen(), timeout)
+                self.changed.clear()
+                await self.changed.wait()
 
 
 @pytest.fixture

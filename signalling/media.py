@@ -1,0 +1,257 @@
+"""Media negotiation over socket.io, and the bridge from SFU events to room presence.
+
+Events (client -> server, each answered through the acknowledgement; see docs/socketio.md):
+
+- ``publish`` ``{type: "offer", sdp, sources?: [..]}`` -> ``{type: "answer", sdp}``
+- ``unpublish`` ``{}`` -> ``{}``
+- ``subscribe`` ``{}`` -> ``{type: "offer", sdp}``; the client answers with
+  ``subscribe-answer`` ``{type: "answer", sdp}`` -> ``{}``
+- ``ice-candidate`` ``{target: "publisher" | "subscriber", candidate: RTCIceCandidateInit}``
+- ``restart-ice`` ``{target: "publisher", type: "offer", sdp}`` -> ``{type: "answer", sdp}``, or
+  ``{target: "subscriber"}`` -> ``{type: "offer", sdp}`` (a new connection replaces the old one;
+  subscribers keep a continuous stream across a publisher's restart)
+
+Server -> client: ``subscriber-offer`` ``{type: "offer", sdp}`` when the room's tracks change,
+``track-published`` ``{identity, track}``, ``track-unpublished`` ``{identity, track_id}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+from rooms import Grant, Participant, Store, Track, ValidationError
+from sfu.sessions import Publication, Publisher, SdpError, Sfu, Subscriber
+from signalling.auth import Claims
+from signalling.errors import ApiError
+from signalling.realtime import Connection, Realtime, socket_room
+
+log = logging.getLogger(__name__)
+
+MAX_SDP_BYTES = 64 * 1024
+TRACK_SOURCES = frozenset({"camera", "microphone", "screen", "screen-audio", "encoder"})
+
+
+def _sdp_from(data: Any, expected_type: str) -> str:
+    if not isinstance(data, dict):
+        raise ValidationError("sdp", "send an object {type, sdp}")
+    if data.get("type") != expected_type:
+        raise ValidationError("type", f"must be {expected_type!r}")
+    sdp = data.get("sdp")
+    if not isinstance(sdp, str) or not sdp.strip():
+        raise ValidationError("sdp", "must be a non-empty string")
+    if len(sdp.encode()) > MAX_SDP_BYTES:
+        raise ValidationError("sdp", f"larger than {MAX_SDP_BYTES} bytes")
+    return sdp
+
+
+def _sources_from(data: dict[str, Any]) -> list[str] | None:
+    sources = data.get("sources")
+    if sources is None:
+        return None
+    if not isinstance(sources, list) or not all(s in TRACK_SOURCES for s in sources):
+        raise ValidationError("sources", f"a list of {', '.join(sorted(TRACK_SOURCES))}")
+    return sources
+
+
+def track_of(publication: Publication) -> Track:
+    return Track(id=publication.id, kind=publication.kind, codec=publication.codec,
+                 source=publication.source)
+
+
+class MediaSignalling:
+    """Wires socket.io connections to SFU publishers and subscribers of their room."""
+
+    def __init__(self, realtime: Realtime, store: Store, sfu: Sfu) -> None:
+        self.realtime = realtime
+        self.store = store
+        self.sfu = sfu
+        realtime.on("publish", self._publish, grant=Grant.PUBLISH, joined=True)
+        realtime.on("unpublish", self._unpublish, grant=Grant.PUBLISH, joined=True)
+        realtime.on("subscribe", self._subscribe, grant=Grant.SUBSCRIBE, joined=True)
+        realtime.on("subscribe-answer", self._subscribe_answer, grant=Grant.SUBSCRIBE,
+                    joined=True)
+        realtime.on("ice-candidate", self._ice_candidate, joined=True)
+        realtime.on("restart-ice", self._restart_ice, joined=True)
+        realtime.on_disconnect(self._close_connection_media)
+
+    # -- SFU events (MediaEvents) ----------------------------------------------------------------
+
+    async def track_published(self, publication: Publication) -> None:
+        await self.update_tracks(publication.room.id, publication.identity)
+        await self.realtime.sio.emit(
+            "track-published",
+            {"identity": publication.identity, "track": track_of(publication).to_dict()},
+            room=socket_room(publication.room.id),
+        )
+
+    async def track_unpublished(self, publication: Publication) -> None:
+        await self.update_tracks(publication.room.id, publication.identity)
+        await self.realtime.sio.emit(
+            "track-unpublished",
+            {"identity": publication.identity, "track_id": publication.id},
+            room=socket_room(publication.room.id),
+        )
+
+    async def update_tracks(self, room_id: str, identity: str) -> None:
+        participant = await self.store.get_participant(room_id, identity)
+        if participant is None:
+            return
+        room = self.sfu.rooms.get(room_id)
+        tracks = tuple(
+            track_of(p) for p in (room.publications if room else []) if p.identity == identity
+        )
+        if tracks != participant.tracks:
+            await self.realtime.update_participant(
+                room_id, dataclasses.replace(participant, tracks=tracks)
+            )
+
+    # -- participants that are not socket.io connections (WHIP encoders) ------------------------
+
+    async def add_external_participant(self, claims: Claims, session_id: str, now: float
+                                       ) -> None:
+        """An encoder publishing over WHIP appears in the room like any participant."""
+        participant = Participant(
+            identity=claims.identity, name=claims.name, role=claims.role, grants=claims.grants,
+            joined_at=now, language=claims.language, node_id=self.realtime.settings.node_id,
+            session_id=session_id,
+        )
+        await self.store.put_participant(claims.room, participant)
+        await self.realtime.sio.emit("participant-joined", participant.public_dict(),
+                                     room=socket_room(claims.room))
+        await self.realtime.broadcast_participants(claims.room)
+
+    async def remove_external_participant(self, room_id: str, identity: str, session_id: str
+                                          ) -> None:
+        current = await self.store.get_participant(room_id, identity)
+        if current is None or current.session_id != session_id:
+            return
+        await self.store.remove_participant(room_id, identity)
+        await self.realtime.sio.emit("participant-left", {"identity": identity},
+                                     room=socket_room(room_id))
+        await self.realtime.broadcast_participants(room_id)
+
+    # -- socket.io events ------------------------------------------------------------------------
+
+    async def _publish(self, connection: Connection, data: Any) -> dict[str, Any]:
+        offer = _sdp_from(data, "offer")
+        sources = _sources_from(data)
+        previous: Publisher | None = connection.data.get("publisher")
+        if previous is not None:
+            raise ApiError(409, "already publishing: unpublish first, or restart-ice",
+                           "already_publishing")
+        return await self._start_publisher(connection, offer, sources, replacing=None)
+
+    async def _start_publisher(self, connection: Connection, offer: str,
+                               sources: list[str] | None, replacing: Publisher | None
+                               ) -> dict[str, Any]:
+        claims = connection.claims
+        room = self.sfu.room(claims.room)
+
+        async def closed(publisher: Publisher) -> None:
+            if connection.data.get("publisher") is publisher:
+                del connection.data["publisher"]
+
+        publisher = room.publisher(claims.identity, on_closed=closed)
+        try:
+            answer = await publisher.answer(offer, sources, replacing=replacing)
+        except SdpError as exc:
+            await publisher.close()
+            raise ApiError(400, str(exc), "invalid_sdp") from None
+        connection.data["publisher"] = publisher
+        if replacing is not None:
+            await replacing.close()
+        return {"type": "answer", "sdp": answer}
+
+    async def _unpublish(self, connection: Connection, data: Any) -> dict[str, Any]:
+        publisher: Publisher | None = connection.data.pop("publisher", None)
+        if publisher is not None:
+            await publisher.close()
+        return {}
+
+    async def _subscribe(self, connection: Connection, data: Any) -> dict[str, Any]:
+        previous: Subscriber | None = connection.data.pop("subscriber", None)
+        if previous is not None:
+            await previous.close()
+        claims = connection.claims
+        room = self.sfu.room(claims.room)
+        sid = connection.sid
+
+        async def renegotiate(subscriber: Subscriber) -> None:
+            if connection.data.get("subscriber") is not subscriber:
+                return
+            offer = await subscriber.create_offer()
+            if offer is not None:
+                await self.realtime.sio.emit("subscriber-offer", {"type": "offer", "sdp": offer},
+                                             to=sid)
+
+        async def closed(subscriber: Subscriber) -> None:
+            if connection.data.get("subscriber") is subscriber:
+                del connection.data["subscriber"]
+
+        subscriber = room.subscriber(claims.identity, on_negotiation_needed=renegotiate,
+                                     on_closed=closed)
+        connection.data["subscriber"] = subscriber
+        offer = await subscriber.create_offer()
+        if offer is None:
+            # Nothing is published yet: a "subscriber-offer" event follows when it is.
+            return {"waiting": True}
+        return {"type": "offer", "sdp": offer}
+
+    async def _subscribe_answer(self, connection: Connection, data: Any) -> dict[str, Any]:
+        answer = _sdp_from(data, "answer")
+        subscriber: Subscriber | None = connection.data.get("subscriber")
+        if subscriber is None:
+            raise ApiError(409, "subscribe first", "not_subscribed")
+        try:
+            await subscriber.apply_answer(answer)
+        except SdpError as exc:
+            raise ApiError(400, str(exc), "invalid_sdp") from None
+        return {}
+
+    async def _ice_candidate(self, connection: Connection, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or data.get("target") not in ("publisher", "subscriber"):
+            raise ValidationError("target", "publisher or subscriber")
+        peer = connection.data.get(data["target"])
+        if peer is None:
+            raise ApiError(409, f"no {data['target']} connection", "no_connection")
+        try:
+            await peer.add_ice_candidate(data.get("candidate"))
+        except (ValueError, TypeError, KeyError, AssertionError) as exc:
+            # aiortc asserts on malformed candidate lines
+            raise ValidationError("candidate", str(exc) or "malformed candidate") from None
+        return {}
+
+    async def _restart_ice(self, connection: Connection, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise ValidationError("target", "publisher or subscriber")
+        target = data.get("target")
+        if target == "publisher":
+            if not connection.claims.can(Grant.PUBLISH):
+                raise ApiError(403, "token lacks the 'publish' grant", "missing_grant")
+            offer = _sdp_from(data, "offer")
+            previous: Publisher | None = connection.data.pop("publisher", None)
+            if previous is not None:
+                # The old connection stops at once; its tracks move to the new one, so
+                # subscribers keep one continuous stream and need no renegotiation.
+                await previous.close(keep_publications=True)
+            return await self._start_publisher(connection, offer, _sources_from(data),
+                                               replacing=previous)
+        if target == "subscriber":
+            if not connection.claims.can(Grant.SUBSCRIBE):
+                raise ApiError(403, "token lacks the 'subscribe' grant", "missing_grant")
+            return await self._subscribe(connection, {})
+        raise ValidationError("target", "publisher or subscriber")
+
+    async def _close_connection_media(self, connection: Connection) -> None:
+        publisher: Publisher | None = connection.data.pop("publisher", None)
+        subscriber: Subscriber | None = connection.data.pop("subscriber", None)
+        if subscriber is not None:
+            await subscriber.close()
+        if publisher is not None:
+            await publisher.close()
+        self.sfu.forget_if_empty(connection.claims.room)
+
+    async def close(self) -> None:
+        await self.sfu.close()

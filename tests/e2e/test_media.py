@@ -1,0 +1,128 @@
+"""Media end to end in real Chromium: one page goes live, others watch through the SFU."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from browser import NewPage
+from playwright.async_api import Page
+from server_process import FairwireServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
+
+# Resolves, in the page, once video frames are decoded and audio packets arrive on the
+# subscriber connection; returns milliseconds since the page started subscribing.
+FIRST_MEDIA_JS = """
+async () => {
+  const started = window.fairwire.subscribeStartedAt;
+  for (;;) {
+    const pc = window.fairwire.subscriberPc;
+    if (pc) {
+      let frames = 0, audio = 0;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== "inbound-rtp") return;
+        if (s.kind === "video") frames += s.framesDecoded || 0;
+        if (s.kind === "audio") audio += s.packetsReceived || 0;
+      });
+      if (frames > 0 && audio > 0) return performance.now() - started;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+"""
+
+INBOUND_JS = """
+async () => {
+  const out = {frames: 0, audio: 0, width: 0};
+  (await window.fairwire.subscriberPc.getStats()).forEach((s) => {
+    if (s.type !== "inbound-rtp") return;
+    if (s.kind === "video") { out.frames += s.framesDecoded || 0; out.width = s.frameWidth || 0; }
+    if (s.kind === "audio") out.audio += s.packetsReceived || 0;
+  });
+  return out;
+}
+"""
+
+
+async def open_room(new_page: NewPage, server: FairwireServer, room: str, identity: str,
+                    role: str) -> Page:
+    page = await new_page()
+    token = await server.token(room, identity, role, name=identity.title())
+    await page.goto(server.room_url(room, token, lang="en"))
+    await page.wait_for_function("() => window.fairwire && window.fairwire.state === 'joined'")
+    return page
+
+
+async def first_media_ms(page: Page) -> float:
+    elapsed: float = await asyncio.wait_for(page.evaluate(FIRST_MEDIA_JS), timeout=20)
+    return elapsed
+
+
+async def inbound(page: Page) -> dict[str, Any]:
+    stats: dict[str, Any] = await page.evaluate(INBOUND_JS)
+    return stats
+
+
+async def test_live_booth_reaches_every_viewer_including_late_ones(
+    fairwire_server: FairwireServer, new_page: NewPage
+) -> None:
+    server = fairwire_server
+    await server.create_room(id="booth-live", name="Booth", kind="livestream", status="live")
+
+    exhibitor = await open_room(new_page, server, "booth-live", "exhibitor-1", "exhibitor")
+    await exhibitor.click("#go-live")
+    await exhibitor.wait_for_function("() => window.fairwire.publishing === true")
+    await exhibitor.wait_for_function(
+        "() => window.fairwire.publisherPc.connectionState === 'connected'")
+
+    viewers = [await open_room(new_page, server, "booth-live", f"viewer-{i}", "visitor")
+               for i in (1, 2)]
+    for viewer in viewers:
+        elapsed = await first_media_ms(viewer)
+        assert elapsed < 2000, f"first frame after {elapsed:.0f} ms"
+    before = [await inbound(viewer) for viewer in viewers]
+    await asyncio.sleep(1.5)
+    after = [await inbound(viewer) for viewer in viewers]
+    for old, new in zip(before, after, strict=True):
+        assert new["frames"] > old["frames"] + 5, (old, new)
+        assert new["audio"] > old["audio"] + 20, (old, new)
+        assert new["width"] > 0
+    # The exhibitor's tile appears on the viewers' pages with a playing video.
+    await viewers[0].wait_for_function(
+        "() => { const v = document.querySelector(\"[data-identity='exhibitor-1'] video\");"
+        " return v && v.videoWidth > 0 && v.currentTime > 0; }")
+
+    # Someone arriving ten seconds into the stream gets a keyframe at once, not at the next
+    # periodic one: their video starts within two seconds too.
+    await asyncio.sleep(10)
+    late = await open_room(new_page, server, "booth-live", "viewer-late", "visitor")
+    elapsed = await first_media_ms(late)
+    assert elapsed < 2000, f"late viewer: first frame after {elapsed:.0f} ms"
+
+    # Going off air removes the tile from every viewer.
+    await exhibitor.click("#stop")
+    for page in (*viewers, late):
+        await page.wait_for_function(
+            "() => !document.querySelector(\"#tiles [data-identity='exhibitor-1']\")",
+            timeout=10_000)
+
+
+async def test_meeting_participants_see_each_other(
+    fairwire_server: FairwireServer, new_page: NewPage
+) -> None:
+    server = fairwire_server
+    await server.create_room(id="deal-room", name="Negotiation", kind="meeting", status="live")
+    buyer = await open_room(new_page, server, "deal-room", "buyer-1", "buyer")
+    seller = await open_room(new_page, server, "deal-room", "seller-1", "exhibitor")
+    for page in (buyer, seller):
+        await page.click("#go-live")
+        await page.wait_for_function("() => window.fairwire.publishing === true")
+    for page, other in ((buyer, "seller-1"), (seller, "buyer-1")):
+        await page.wait_for_function(
+            "(other) => { const v = document.querySelector(`[data-identity='${other}'] video`);"
+            " return v && v.videoWidth > 0 && v.currentTime > 0; }", arg=other, timeout=15_000)
+    # Nobody receives their own media back.
+    for page, own in ((buyer, "buyer-1"), (seller, "seller-1")):
+        assert await page.locator(f"#tiles [data-identity='{own}']").count() == 0

@@ -1,0 +1,174 @@
+"""The forwarding path without a network: packets in, rewritten packets out, time passed in."""
+
+import struct
+
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+from sfu.forwarding import FANOUT_SENDS_PER_TURN, MID_EXTENSION_URI, DownTrack, SourceStream
+
+VP8_KEY = bytes([0x10, 0x00]) + b"key-frame-data"  # S=1, PID=0; P=0: keyframe start
+VP8_DELTA = bytes([0x10, 0x01]) + b"delta"  # P=1: interframe
+VP8_MIDDLE = bytes([0x00, 0x00]) + b"continuation"  # S=0
+
+
+def extension_map() -> HeaderExtensionsMap:
+    extensions = HeaderExtensionsMap()
+    extensions.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=4, uri=MID_EXTENSION_URI)]))
+    return extensions
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.packets: list[RtpPacket] = []
+        self.map = extension_map()
+
+    def send(self, data: bytearray) -> bool:
+        self.packets.append(RtpPacket.parse(bytes(data), self.map))
+        return True
+
+
+def video_downtrack(wire: Wire, **options: object) -> DownTrack:
+    defaults: dict[str, object] = dict(
+        kind="video", clock_rate=90000, payload_type=97, ssrc=0x11223344, send=wire.send,
+        mid="1", mid_extension_id=4, initial_sequence_number=65534,
+        initial_timestamp=0xFFFFFF00,
+    )
+    defaults.update(options)
+    return DownTrack(**defaults)  # type: ignore[arg-type]
+
+
+def video_stream() -> SourceStream:
+    return SourceStream(kind="video", mime_type="video/VP8", clock_rate=90000)
+
+
+def test_video_starts_on_a_keyframe_with_rewritten_header() -> None:
+    wire, stream = Wire(), video_stream()
+    downtrack = video_downtrack(wire)
+    stream.add(downtrack)
+    assert stream.needs_keyframe()
+    stream.on_packet(0xAAAA, 100, 5000, True, VP8_DELTA, now_ms=0)
+    stream.on_packet(0xAAAA, 101, 8000, False, VP8_KEY, now_ms=33)
+    stream.on_packet(0xAAAA, 102, 8000, False, VP8_MIDDLE, now_ms=33)
+    stream.on_packet(0xAAAA, 103, 8000, True, VP8_MIDDLE, now_ms=34)
+    stream.on_packet(0xAAAA, 104, 11000, True, VP8_DELTA, now_ms=66)
+    assert not stream.needs_keyframe()
+    sent = wire.packets
+    assert [p.sequence_number for p in sent] == [65534, 65535, 0, 1]  # wraps at 2^16
+    assert [p.timestamp for p in sent] == [0xFFFFFF00, 0xFFFFFF00, 0xFFFFFF00,
+                                           (0xFFFFFF00 + 3000) & 0xFFFFFFFF]  # wraps at 2^32
+    assert {p.ssrc for p in sent} == {0x11223344}
+    assert {p.payload_type for p in sent} == {97}
+    assert [p.marker for p in sent] == [0, 0, 1, 1]
+    assert all(p.extensions.mid == "1" for p in sent)
+    assert sent[0].payload == VP8_KEY
+    assert downtrack.packets == 4
+
+
+def test_audio_is_never_gated() -> None:
+    wire = Wire()
+    stream = SourceStream(kind="audio", mime_type="audio/opus", clock_rate=48000)
+    stream.add(DownTrack(kind="audio", clock_rate=48000, payload_type=111, ssrc=7,
+                         send=wire.send))
+    stream.on_packet(1, 10, 960, True, b"opus", now_ms=0)
+    assert [p.payload for p in wire.packets] == [b"opus"]
+
+
+def test_a_new_source_continues_the_subscribers_numbering() -> None:
+    wire, stream = Wire(), video_stream()
+    stream.add(video_downtrack(wire, initial_sequence_number=1000, initial_timestamp=50_000))
+    stream.on_packet(0xAAAA, 7000, 900_000, True, VP8_KEY, now_ms=1000)
+    stream.on_packet(0xAAAA, 7001, 903_000, True, VP8_DELTA, now_ms=1033)
+    # The publisher restarts (new SSRC, new random seq/ts); its first packet is a delta
+    # frame, which must be held back until a keyframe.
+    stream.on_packet(0xBBBB, 30, 12, True, VP8_DELTA, now_ms=1500)
+    stream.on_packet(0xBBBB, 31, 3012, True, VP8_KEY, now_ms=2033)
+    stream.on_packet(0xBBBB, 32, 6012, True, VP8_DELTA, now_ms=2066)
+    seqs = [p.sequence_number for p in wire.packets]
+    stamps = [p.timestamp for p in wire.packets]
+    assert seqs == [1000, 1001, 1002, 1003]
+    assert stamps[1] == 53_000
+    # One second of wall time passed between the last old and first new packet: 90000 ticks.
+    assert stamps[2] == 53_000 + 90_000
+    assert stamps[3] == stamps[2] + 3000
+    assert stream.history.get(7000) is None  # history starts over with the new source
+
+
+def test_nack_is_answered_from_history_as_rtx() -> None:
+    wire, stream = Wire(), video_stream()
+    downtrack = video_downtrack(wire, initial_sequence_number=500, rtx_payload_type=98,
+                                rtx_ssrc=0x55, initial_rtx_sequence_number=9)
+    stream.add(downtrack)
+    for i in range(5):
+        stream.on_packet(1, 100 + i, 3000 * i, True, VP8_KEY if i == 0 else VP8_DELTA,
+                         now_ms=i * 33)
+    wire.packets.clear()
+    assert downtrack.resend([502, 503, 900], stream.history, now_ms=200) == 2
+    rtx = wire.packets
+    assert [p.ssrc for p in rtx] == [0x55, 0x55]
+    assert [p.payload_type for p in rtx] == [98, 98]
+    assert [p.sequence_number for p in rtx] == [9, 10]
+    # RFC 4588 §4: the original (outgoing) sequence number, then the original payload.
+    assert [struct.unpack("!H", p.payload[:2])[0] for p in rtx] == [502, 503]
+    assert rtx[0].payload[2:] == VP8_DELTA
+    assert rtx[0].timestamp == downtrack.rewriter.translate_timestamp(6000)
+    # The same loss reported again within the throttle window is not resent twice.
+    assert downtrack.resend([502], stream.history, now_ms=210) == 0
+    assert downtrack.resend([502], stream.history, now_ms=400) == 1
+
+
+def test_nack_without_rtx_resends_the_packet_itself() -> None:
+    wire, stream = Wire(), video_stream()
+    downtrack = video_downtrack(wire, initial_sequence_number=10)
+    stream.add(downtrack)
+    stream.on_packet(1, 40, 0, True, VP8_KEY, now_ms=0)
+    stream.on_packet(1, 41, 3000, True, VP8_DELTA, now_ms=33)
+    wire.packets.clear()
+    assert downtrack.resend([11], stream.history, now_ms=50) == 1
+    assert wire.packets[0].sequence_number == 11
+    assert wire.packets[0].payload == VP8_DELTA
+    # Stale history is useless to the receiver: refuse it.
+    assert downtrack.resend([10], stream.history, now_ms=10_000) == 0
+
+
+def test_keyframe_requests_are_throttled_per_publisher() -> None:
+    stream = video_stream()
+    assert stream.request_keyframe(now_ms=0) is True
+    assert [stream.request_keyframe(now_ms=t) for t in range(10, 400, 10)] == [False] * 39
+    assert stream.pli.next_due_ms() == 500
+    assert stream.pli.due(500) is True
+    stream.on_packet(1, 1, 0, True, VP8_KEY, now_ms=600)
+    assert stream.request_keyframe(now_ms=1000) is True
+    audio = SourceStream(kind="audio", mime_type="audio/opus", clock_rate=48000)
+    assert audio.request_keyframe(now_ms=0) is False
+
+
+def test_removed_downtrack_gets_nothing_and_observers_see_every_packet() -> None:
+    wire, stream = Wire(), video_stream()
+    downtrack = video_downtrack(wire)
+    seen: list[tuple[int, bool]] = []
+
+    class Recorder:
+        def on_packet(self, sequence_number: int, timestamp: int, marker: bool,
+                      payload: bytes, keyframe: bool, now_ms: int) -> None:
+            seen.append((sequence_number, keyframe))
+
+    stream.add(downtrack)
+    stream.add_observer(Recorder())
+    stream.on_packet(1, 1, 0, True, VP8_KEY, now_ms=0)
+    stream.remove(downtrack)
+    stream.on_packet(1, 2, 3000, True, VP8_DELTA, now_ms=33)
+    assert len(wire.packets) == 1
+    assert seen == [(1, True), (2, False)]
+
+
+def test_fanout_asks_for_an_event_loop_turn_after_enough_work() -> None:
+    stream = video_stream()
+    for i in range(100):
+        stream.add(video_downtrack(Wire(), ssrc=i + 1))
+    turns = 0
+    for seq in range(100):
+        stream.on_packet(1, seq, 0, seq == 99, VP8_KEY if seq == 0 else VP8_MIDDLE, now_ms=0)
+        turns += stream.take_yield_turn()
+    assert turns == 100 * 100 // FANOUT_SENDS_PER_TURN
