@@ -268,6 +268,8 @@ class Publisher:
             await pc.setLocalDescription(answer)
         except Exception as exc:
             raise SdpError(f"cannot answer this offer: {exc}") from None
+        if replacing is not None:
+            await replacing.close()  # unpublishes the tracks this offer did not take over
         for publication in new:
             await self.room.add_publication(publication)
         for publication in self.publications.values():
@@ -278,16 +280,23 @@ class Publisher:
     async def add_ice_candidate(self, candidate: Any) -> None:
         await compat.add_ice_candidate(self.pc, candidate)
 
-    async def close(self, *, keep_publications: bool = False) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    async def _unpublish_all(self) -> None:
         publications = list(self.publications.values())
         self.publications.clear()
+        for publication in publications:
+            await self.room.remove_publication(publication)
+            publication.close()
+
+    async def close(self, *, keep_publications: bool = False) -> None:
+        """Stop the connection. ``keep_publications`` leaves the tracks in the room for a
+        successor (``answer(..., replacing=self)``) to take over; closing again without it
+        unpublishes whatever was not taken."""
         if not keep_publications:
-            for publication in publications:
-                await self.room.remove_publication(publication)
-                publication.close()
+            await self._unpublish_all()
+        if self._closed:
+            await self.pc.close()  # a concurrent close may still be running: wait for it
+            return
+        self._closed = True
         await self.pc.close()
         self.room.publishers.discard(self)
         if self._on_closed is not None:
@@ -331,7 +340,7 @@ class Subscriber:
         self._negotiating = asyncio.Lock()
         self._awaiting_answer = False
         self._renegotiate = False
-        self._tasks: set[asyncio.Future[None]] = set()
+        self._negotiation: asyncio.Future[None] | None = None
         self.pc.on("connectionstatechange", self._on_connection_state)
 
     def wants(self, publication: Publication) -> bool:
@@ -356,6 +365,8 @@ class Subscriber:
         once something is published.
         """
         async with self._negotiating:
+            if self._awaiting_answer:
+                raise SdpError("an offer is already waiting for its answer")
             self._renegotiate = False
             for publication in self.room.publications:
                 if self.wants(publication) and publication not in self.bindings:
@@ -387,8 +398,7 @@ class Subscriber:
             await _set_remote(self.pc, answer_sdp, "answer")
             self._awaiting_answer = False
             self._attach_pending()
-        if self._renegotiate:
-            await self._request_negotiation()
+        self._renegotiate_if_needed()
 
     # -- client offers (WHEP players) -----------------------------------------------------------
 
@@ -499,22 +509,41 @@ class Subscriber:
         self.changed()
 
     def changed(self) -> None:
-        """The room's publications changed: renegotiate if this subscriber is server-offered."""
+        """The room's publications changed: renegotiate if this subscriber is server-offered.
+
+        Changes coalesce: while an offer is being made or waits for its answer, they are
+        remembered and one more offer follows once the answer is in.
+        """
         if self._on_negotiation_needed is None or self._closed:
             return
-        if self._awaiting_answer or self._negotiating.locked():
+        if self._negotiation is not None or self._awaiting_answer:
             self._renegotiate = True
             return
-        task = asyncio.ensure_future(self._request_negotiation())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._renegotiate = False
+        self._negotiation = asyncio.ensure_future(self._request_negotiation())
+
+    def _renegotiate_if_needed(self) -> None:
+        if self._renegotiate and self._negotiation is None and not self._awaiting_answer:
+            if self._offer_out_of_date():
+                self.changed()
+            else:
+                self._renegotiate = False  # the last offer already covered the change
+
+    def _offer_out_of_date(self) -> bool:
+        published = set(self.room.publications)
+        return any(
+            p not in self.bindings for p in published if self.wants(p)
+        ) or any(p not in published for p in self.bindings)
 
     async def _request_negotiation(self) -> None:
-        if self._on_negotiation_needed is not None and not self._closed:
-            try:
+        try:
+            if self._on_negotiation_needed is not None and not self._closed:
                 await self._on_negotiation_needed(self)
-            except Exception:
-                log.exception("renegotiating subscriber %s failed", self.identity)
+        except Exception:
+            log.exception("renegotiating subscriber %s failed", self.identity)
+        finally:
+            self._negotiation = None
+            self._renegotiate_if_needed()
 
     def update_sender_reports(self, now_ms: int) -> None:
         ntp = ntp_now()
@@ -539,13 +568,13 @@ class Subscriber:
 
     async def close(self) -> None:
         if self._closed:
+            await self.pc.close()  # a concurrent close may still be running: wait for it
             return
         self._closed = True
         if self._attach_timer is not None:
             self._attach_timer.cancel()
-        for task in self._tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
+        if self._negotiation is not None and self._negotiation is not asyncio.current_task():
+            self._negotiation.cancel()
         for binding in self.bindings.values():
             if binding.downtrack is not None:
                 binding.publication.stream.remove(binding.downtrack)
@@ -628,6 +657,12 @@ class Sfu:
         if self._report_task is None:
             self._report_task = asyncio.ensure_future(self._report_loop())
         return room
+
+    async def close_room(self, room_id: str) -> None:
+        """End every publisher and subscriber of a room (the room ended)."""
+        room = self.rooms.pop(room_id, None)
+        if room is not None:
+            await room.close()
 
     def forget_if_empty(self, room_id: str) -> None:
         room = self.rooms.get(room_id)

@@ -12,7 +12,7 @@ from rooms import RoomKind, RoomNotFoundError, RoomStatus, ValidationError
 from rooms.model import check_room_id, room_from_request
 from signalling.auth import check_api_key
 from signalling.errors import ApiError, read_json_object
-from signalling.keys import METRICS, REALTIME, SETTINGS, STORE, TOKENS
+from signalling.keys import METRICS, REALTIME, SETTINGS, SFU, STORE, TOKENS
 from signalling.openapi import openapi_document
 
 routes = web.RouteTableDef()
@@ -37,7 +37,7 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
-    await registry.refresh(request.app[STORE])
+    await registry.refresh(request.app[STORE], request.app[SFU].stats())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -124,6 +124,9 @@ async def update_room(request: web.Request) -> web.Response:
     await request.app[STORE].save_room(updated)
     if updated.status != room.status:
         await request.app[REALTIME].room_status_changed(updated)
+        if updated.status == RoomStatus.ENDED:
+            # Encoders (WHIP) and players (WHEP) are not socket.io connections: end them too.
+            await request.app[SFU].close_room(updated.id)
     return web.json_response(updated.to_dict())
 
 

@@ -158,10 +158,10 @@ class MediaSignalling:
             answer = await publisher.answer(offer, sources, replacing=replacing)
         except SdpError as exc:
             await publisher.close()
+            if replacing is not None:
+                await replacing.close()
             raise ApiError(400, str(exc), "invalid_sdp") from None
         connection.data["publisher"] = publisher
-        if replacing is not None:
-            await replacing.close()
         return {"type": "answer", "sdp": answer}
 
     async def _unpublish(self, connection: Connection, data: Any) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
+from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -42,8 +43,26 @@ class Metrics:
             registry=self.registry,
         )
 
-    async def refresh(self, store: Store) -> None:
-        """Recompute the state gauges from the store (at scrape time, not per change)."""
+        self.media = Gauge(
+            "fairwire_media",
+            "This node's media plane: rooms, publishers, subscribers, publications, downtracks",
+            ["what"],
+            registry=self.registry,
+        )
+        self.media_packets_received = Gauge(
+            "fairwire_media_packets_received",
+            "RTP packets received from publishers of the tracks published now",
+            registry=self.registry,
+        )
+
+    async def refresh(self, store: Store, media: Mapping[str, int] | None = None) -> None:
+        """Recompute the state gauges (at scrape time, not per change or per packet)."""
+        if media is not None:
+            for what, value in media.items():
+                if what == "packets_received":
+                    self.media_packets_received.set(value)
+                else:
+                    self.media.labels(what).set(value)
         rooms = await store.list_rooms()
         room_counts = Tally((room.kind, room.status) for room in rooms)
         for kind in RoomKind:
