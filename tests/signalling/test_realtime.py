@@ -115,3 +115,29 @@ async def test_same_identity_twice_keeps_one_seat(server: TestServer, peers: lis
     await asyncio.sleep(0.1)
     members = await server.app[STORE].list_participants("booth")  # type: ignore[index]
     assert [m.identity for m in members] == ["dave"]
+
+
+@pytest.mark.redis
+async def test_presence_crosses_nodes_through_redis(
+    aiohttp_server: ServerFactory, redis_store_url: str, peers: list[Peer]
+) -> None:
+    nodes = []
+    for name in ("node-a", "node-b"):
+        settings = load_config(environ={
+            "FAIRWIRE_API_KEY": "k", "FAIRWIRE_DATA_DIR": "/tmp/fw",
+            "FAIRWIRE_REDIS_URL": redis_store_url, "FAIRWIRE_NODE_ID": name,
+        })
+        nodes.append(await aiohttp_server(create_app(settings)))
+    await nodes[0].app[STORE].create_room(  # type: ignore[index]
+        Room(id="booth", name="Booth", kind=RoomKind.LIVESTREAM))
+    alice = await connect(nodes[0], peers, {"token": token(nodes[0], "alice", Role.EXHIBITOR)})
+    await alice.client.call("join", {})
+    bob = await connect(nodes[1], peers, {"token": token(nodes[1], "bob")})
+    reply = await bob.client.call("join", {})
+    assert [p["identity"] for p in reply["participants"]] == ["alice", "bob"]
+    # Alice is on the other node: the list reaches her through Redis pub/sub.
+    await alice.wait_for_list(["alice", "bob"])
+    members = await nodes[1].app[STORE].list_participants("booth")  # type: ignore[index]
+    assert {m.identity: m.node_id for m in members} == {"alice": "node-a", "bob": "node-b"}
+    await bob.client.disconnect()
+    await alice.wait_for_list(["alice"])

@@ -1,0 +1,245 @@
+"""Media negotiation over socket.io: python-socketio clients driving aiortc peer connections."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import socketio
+from aiohttp.test_utils import TestServer
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+
+from config import load_config
+from rooms import Role, RoomKind
+from rooms.model import Room
+from signalling.app import create_app
+from signalling.keys import SFU, STORE, TOKENS
+
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+class Participant:
+    """A socket.io client with a sending and a receiving peer connection, like the room page."""
+
+    def __init__(self, server: TestServer, identity: str, role: Role) -> None:
+        self.server = server
+        self.identity = identity
+        self.role = role
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.frames = {"audio": 0, "video": 0}
+        self.offers = 0
+        self.sending: RTCPeerConnection | None = None
+        self.receiving: RTCPeerConnection | None = None
+        self.tasks: list[asyncio.Task[None]] = []
+        self.sio.on("*", self._on_event)
+        self.sio.on("subscriber-offer", self._on_offer)
+
+    async def _on_event(self, event: str, data: Any) -> None:
+        self.events.append((event, data))
+
+    async def _on_offer(self, offer: dict[str, Any]) -> None:
+        self.offers += 1
+        await self._answer(offer)
+
+    async def connect(self) -> dict[str, Any]:
+        token = self.server.app[TOKENS].issue(  # type: ignore[index]
+            room="fair", identity=self.identity, name=self.identity.title(), role=self.role)
+        await self.sio.connect(str(self.server.make_url("/")), auth={"token": token},
+                               transports=["websocket"])
+        reply: dict[str, Any] = await self.sio.call("join", {})
+        return reply
+
+    async def publish(self, event: str = "publish", **extra: Any) -> dict[str, Any]:
+        pc = RTCPeerConnection()
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        reply: dict[str, Any] = await self.sio.call(
+            event, {"type": "offer", "sdp": pc.localDescription.sdp, **extra})
+        if "sdp" in reply:
+            await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+            if self.sending is not None:
+                await self.sending.close()
+            self.sending = pc
+        else:
+            await pc.close()
+        return reply
+
+    async def subscribe(self) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.sio.call("subscribe", {})
+        if "sdp" in reply:
+            await self._answer(reply)
+        return reply
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        if self.receiving is None:
+            self.receiving = RTCPeerConnection()
+            self.receiving.on("track", self._on_track)
+        pc = self.receiving
+        await pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        reply = await self.sio.call("subscribe-answer",
+                                    {"type": "answer", "sdp": pc.localDescription.sdp})
+        assert reply == {}, reply
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        async def consume() -> None:
+            while True:
+                try:
+                    await track.recv()
+                except MediaStreamError:
+                    return
+                self.frames[track.kind] += 1
+
+        self.tasks.append(asyncio.ensure_future(consume()))
+
+    async def wait_frames(self, kind: str, count: int) -> None:
+        start = self.frames[kind]
+        async with asyncio.timeout(10):
+            while self.frames[kind] < start + count:
+                await asyncio.sleep(0.02)
+
+    async def wait_event(self, name: str) -> Any:
+        async with asyncio.timeout(10):
+            while True:
+                for event, data in self.events:
+                    if event == name:
+                        return data
+                await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await self.sio.disconnect()
+        for pc in (self.sending, self.receiving):
+            if pc is not None:
+                await pc.close()
+
+
+@pytest.fixture
+async def server(aiohttp_server: ServerFactory) -> TestServer:
+    app = create_app(load_config(environ={"FAIRWIRE_API_KEY": "k",
+                                          "FAIRWIRE_DATA_DIR": "/tmp/fw"}))
+    await app[STORE].create_room(Room(id="fair", name="Fair", kind=RoomKind.MEETING))
+    return await aiohttp_server(app)
+
+
+@pytest.fixture
+async def people(server: TestServer) -> AsyncIterator[Callable[[str, Role], Participant]]:
+    made: list[Participant] = []
+
+    def make(identity: str, role: Role) -> Participant:
+        person = Participant(server, identity, role)
+        made.append(person)
+        return person
+
+    yield make
+    for person in made:
+        await person.close()
+
+
+async def test_publish_then_subscribe_and_renegotiate_on_new_tracks(
+    server: TestServer, people: Callable[[str, Role], Participant]
+) -> None:
+    seller = people("seller", Role.EXHIBITOR)
+    buyer = people("buyer", Role.BUYER)
+    await seller.connect()
+    await buyer.connect()
+    assert await buyer.subscribe() == {"waiting": True}  # nothing published yet
+
+    reply = await seller.publish(sources=["camera", "microphone"])
+    assert reply["type"] == "answer"
+    published = await buyer.wait_event("track-published")
+    assert published["identity"] == "seller"
+    assert published["track"]["kind"] in ("audio", "video")
+    await buyer.wait_frames("video", 10)  # the track arrived through "subscriber-offer"
+    await buyer.wait_frames("audio", 10)
+    assert buyer.offers >= 1
+
+    # The participant list carries the published tracks.
+    members = await server.app[STORE].list_participants("fair")  # type: ignore[index]
+    seller_record = next(m for m in members if m.identity == "seller")
+    assert sorted((t.kind, t.source) for t in seller_record.tracks) == [
+        ("audio", "microphone"), ("video", "camera")]
+
+    assert await seller.sio.call("unpublish", {}) == {}
+    gone = await buyer.wait_event("track-unpublished")
+    assert gone["identity"] == "seller"
+    assert server.app[SFU].stats()["publications"] == 0  # type: ignore[index]
+
+
+async def test_restarting_ice_keeps_viewers_on_one_stream(
+    server: TestServer, people: Callable[[str, Role], Participant]
+) -> None:
+    seller = people("seller", Role.EXHIBITOR)
+    buyer = people("buyer", Role.BUYER)
+    await seller.connect()
+    await buyer.connect()
+    await seller.publish()
+    await buyer.subscribe()
+    await buyer.wait_frames("video", 10)
+    offers = buyer.offers
+    reply = await seller.publish("restart-ice", target="publisher")
+    assert reply["type"] == "answer"
+    await buyer.wait_frames("video", 20)
+    assert buyer.offers == offers  # no renegotiation: the same tracks, a new source behind them
+    assert server.app[SFU].stats()["publishers"] == 1  # type: ignore[index]
+
+
+async def test_media_events_check_grants_and_input(
+    server: TestServer, people: Callable[[str, Role], Participant]
+) -> None:
+    visitor = people("visitor", Role.VISITOR)
+    await visitor.connect()
+    reply = await visitor.publish()
+    assert reply["error"]["code"] == "missing_grant"
+    seller = people("seller", Role.EXHIBITOR)
+    await seller.connect()
+    for bad in (None, "v=0", {"type": "answer", "sdp": "v=0"}, {"type": "offer", "sdp": ""},
+                {"type": "offer", "sdp": "x" * 40_000}):
+        reply = await seller.sio.call("publish", bad)
+        assert reply["error"]["code"] == "invalid_field", (bad, reply)
+    reply = await seller.sio.call("publish", {"type": "offer", "sdp": "v=0\r\nbroken"})
+    assert reply["error"]["code"] == "invalid_sdp"
+    reply = await seller.sio.call("subscribe-answer", {"type": "answer", "sdp": "v=0\r\n"})
+    assert reply["error"]["code"] == "not_subscribed"
+    reply = await seller.sio.call("ice-candidate", {"target": "publisher", "candidate": {}})
+    assert reply["error"]["code"] == "no_connection"
+    stats = server.app[SFU].stats()  # type: ignore[index]
+    assert stats["publishers"] == 0 and stats["publications"] == 0
+    assert (await seller.publish())["type"] == "answer"  # the connection still works
+
+
+async def test_events_before_join_are_refused(
+    server: TestServer, people: Callable[[str, Role], Participant]
+) -> None:
+    person = people("early", Role.EXHIBITOR)
+    token = server.app[TOKENS].issue(room="fair", identity="early", name="E",  # type: ignore[index]
+                                     role=Role.EXHIBITOR)
+    await person.sio.connect(str(server.make_url("/")), auth={"token": token},
+                             transports=["websocket"])
+    reply = await person.sio.call("subscribe", {})
+    assert reply["error"]["code"] == "not_joined"
+
+
+async def test_disconnect_frees_the_media_of_a_connection(
+    server: TestServer, people: Callable[[str, Role], Participant]
+) -> None:
+    seller = people("seller", Role.EXHIBITOR)
+    buyer = people("buyer", Role.BUYER)
+    await seller.connect()
+    await buyer.connect()
+    await seller.publish()
+    await buyer.subscribe()
+    await buyer.wait_frames("video", 5)
+    await seller.sio.disconnect()
+    await buyer.sio.disconnect()
+    sfu = server.app[SFU]  # type: ignore[index]
+    async with asyncio.timeout(5):
+        while sfu.stats()["publishers"] or sfu.stats()["subscribers"]:
+            await asyncio.sleep(0.02)
+    assert sfu.stats()["rooms"] == 0
