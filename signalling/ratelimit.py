@@ -45,6 +45,9 @@ class RateLimiter:
             return 0.0
         return (cost - bucket.tokens) / (self.rate_per_minute / 60.0)
 
+    def forget(self, key: str) -> None:
+        self._buckets.pop(key, None)
+
     def _forget_idle(self, now: float) -> None:
         rate = self.rate_per_minute / 60.0
         for key, bucket in list(self._buckets.items()):

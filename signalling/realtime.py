@@ -143,7 +143,7 @@ class Realtime:
         if connection is None:
             return
         self.metrics.socket_connections.dec()
-        self._limiter._buckets.pop(sid, None)
+        self._limiter.forget(sid)
         for hook in self._disconnect_hooks:
             try:
                 await hook(connection)
