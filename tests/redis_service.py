@@ -14,18 +14,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from ports import free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now (the kernel picks it for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _answers_ping(port: int) -> bool:

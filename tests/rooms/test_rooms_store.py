@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from redis_service import free_port
+from ports import free_port
 
 from rooms.model import Grant, Participant, Role, Room, RoomKind, RoomStatus, Track
 from rooms.redis_store import RedisStore

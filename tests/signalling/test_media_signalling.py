@@ -142,6 +142,19 @@ async def people(server: TestServer) -> AsyncIterator[Callable[[str, Role], Part
         await person.close()
 
 
+async def seller_live_buyer_watching(
+    people: Callable[[str, Role], Participant],
+) -> tuple[Participant, Participant]:
+    seller = people("seller", Role.EXHIBITOR)
+    buyer = people("buyer", Role.BUYER)
+    await seller.connect()
+    await buyer.connect()
+    await seller.publish()
+    await buyer.subscribe()
+    await buyer.wait_frames("video", 5)
+    return seller, buyer
+
+
 async def test_publish_then_subscribe_and_renegotiate_on_new_tracks(
     server: TestServer, people: Callable[[str, Role], Participant]
 ) -> None:
@@ -175,13 +188,7 @@ async def test_publish_then_subscribe_and_renegotiate_on_new_tracks(
 async def test_restarting_ice_keeps_viewers_on_one_stream(
     server: TestServer, people: Callable[[str, Role], Participant]
 ) -> None:
-    seller = people("seller", Role.EXHIBITOR)
-    buyer = people("buyer", Role.BUYER)
-    await seller.connect()
-    await buyer.connect()
-    await seller.publish()
-    await buyer.subscribe()
-    await buyer.wait_frames("video", 10)
+    seller, buyer = await seller_live_buyer_watching(people)
     offers = buyer.offers
     reply = await seller.publish("restart-ice", target="publisher")
     assert reply["type"] == "answer"
@@ -229,13 +236,7 @@ async def test_events_before_join_are_refused(
 async def test_disconnect_frees_the_media_of_a_connection(
     server: TestServer, people: Callable[[str, Role], Participant]
 ) -> None:
-    seller = people("seller", Role.EXHIBITOR)
-    buyer = people("buyer", Role.BUYER)
-    await seller.connect()
-    await buyer.connect()
-    await seller.publish()
-    await buyer.subscribe()
-    await buyer.wait_frames("video", 5)
+    seller, buyer = await seller_live_buyer_watching(people)
     await seller.sio.disconnect()
     await buyer.sio.disconnect()
     sfu = server.app[SFU]  # type: ignore[index]

@@ -1,0 +1,892 @@
+"""End-to-end fan-out benchmark: 1 publisher → N subscribers through the SFU (run on demand).
+
+    .venv/bin/python tests/perf/bench_fanout.py [--sizes 10,40,160] [--seconds 12]
+
+The SFU runs in its own process pinned to the first CPU, on uvloop like ``fairwire serve``, with
+the production code path unchanged (``Sfu``, ``Publisher.answer``, WHEP-style
+``Subscriber.answer``) and a line-delimited JSON control channel on loopback TCP for SDP,
+statistics and pings. This process is the load generator, pinned to the second CPU: one
+publisher sending a pre-encoded VP8 1280x720 + Opus clip (about 220 packets/s, 1.7 Mbit/s), and
+N subscriber peer connections that count packets without decoding.
+
+It prints one JSON line for the clip, one per N with CPU µs per forwarded packet, packets/s,
+loss, worst event-loop stall and RSS, one for a keyframe burst at the largest N, and one for
+aiortc's ``MediaRelay`` (decode once, encode per subscriber: the stock sender path) at N = 10.
+
+The load side uses aiortc internals (a load generator may): each subscriber receiver's
+``_handle_rtp_packet`` is replaced per instance by a counter, and the publisher's sent-packet
+counters are read from its senders' private fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import gc
+import itertools
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import av
+import uvloop
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.sdp import SessionDescription
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+WIDTH, HEIGHT, FPS = 1280, 720, 30
+CLIP_SECONDS = 10
+VIDEO_BITRATE = 1_550_000
+KEYFRAME_INTERVAL = 75  # frames: 2.5 s, like a browser's periodic keyframes
+AUDIO_BITRATE = 48_000
+AUDIO_RATE = 48_000
+AUDIO_FRAME = 960  # 20 ms
+VP8_PACKET_PAYLOAD = 1296  # aiortc PACKET_MAX (1300) minus a 4-byte VP8 payload descriptor
+BURST_PACKETS = 100  # the injected keyframe: about this many RTP packets
+BURSTS = 5
+RELAY_SUBSCRIBERS = 10
+STALL_PERIOD = 0.005  # the SFU's ticker: lateness of these wake-ups is the loop stall
+CONNECT_CONCURRENCY = 10
+WARMUP_TIMEOUT = 30.0
+SETTLE_SECONDS = 2.0
+RTP_FIRST_BYTE = range(128, 192)  # RFC 7983 §7: RTP/RTCP among STUN, DTLS and the rest
+RTCP_SECOND_BYTE = range(192, 224)  # RFC 5761 §4: RTCP packet types 192-223
+RUN_TIMEOUT = 345.0  # the whole run (the brief: under 6 minutes)
+CHILD_LIFETIME = 420.0  # an SFU process outliving this exits on its own
+MB = 1024 * 1024
+
+
+def rtc_configuration() -> RTCConfiguration:
+    # No STUN (aiortc's default is Google's server): everything stays on this machine.
+    return RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+# -- the pre-encoded clip ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clip:
+    video: list[bytes]  # one encoded VP8 frame per 1/30 s
+    audio: list[bytes]  # one Opus packet per 20 ms
+    big_keyframe: bytes  # a keyframe of about BURST_PACKETS packets
+
+    def describe(self) -> dict[str, Any]:
+        video_packets = sum(-(-len(f) // VP8_PACKET_PAYLOAD) for f in self.video) / CLIP_SECONDS
+        audio_packets = len(self.audio) / CLIP_SECONDS
+        payload = (sum(map(len, self.video)) + sum(map(len, self.audio))) / CLIP_SECONDS
+        keyframes = [len(f) for f in self.video if not f[0] & 1]  # RFC 6386 §9.1: P bit
+        return {
+            "clip": f"VP8 {WIDTH}x{HEIGHT}@{FPS} + Opus 20 ms, {CLIP_SECONDS} s looped",
+            "video_pps": round(video_packets, 1),
+            "audio_pps": round(audio_packets, 1),
+            "total_pps": round(video_packets + audio_packets, 1),
+            "payload_mbps": round(payload * 8 / 1e6, 3),
+            "keyframe_bytes": keyframes,
+            "burst_keyframe_packets": -(-len(self.big_keyframe) // VP8_PACKET_PAYLOAD),
+        }
+
+
+def _vp8_encoder(bitrate: int, qmin: int, qmax: int) -> Any:
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    codec.time_base = fractions.Fraction(1, FPS)
+    codec.framerate = FPS
+    codec.bit_rate = bitrate
+    codec.gop_size = KEYFRAME_INTERVAL
+    codec.qmin, codec.qmax = qmin, qmax
+    # aiortc's own realtime CBR settings (aiortc.codecs.vpx.Vp8Encoder), faster cpu-used.
+    codec.options = {
+        "bufsize": str(bitrate), "cpu-used": "5", "deadline": "good", "lag-in-frames": "0",
+        "minrate": str(bitrate), "maxrate": str(bitrate), "overshoot-pct": "15",
+        "undershoot-pct": "100", "static-thresh": "1", "partitions": "0",
+        "noise-sensitivity": "4",
+    }
+    codec.thread_count = 2
+    return codec
+
+
+def _gray_texture(rng: random.Random, width: int, height: int, scale: int) -> av.VideoFrame:
+    small = av.VideoFrame(width // scale, height // scale, "gray")
+    small.planes[0].update(rng.randbytes(small.planes[0].buffer_size))
+    return small.reformat(width=width, height=height, format="gray", interpolation="BICUBIC")
+
+
+def encode_clip() -> Clip:
+    """A moving test pattern: a smooth texture panning diagonally plus a drifting patch of
+    fresh noise (an object, camera grain), so the encoder's frame sizes look like a camera's."""
+    rng = random.Random(1)
+    texture = _gray_texture(rng, WIDTH * 2, HEIGHT * 2, 16)
+    pixels, stride = bytes(texture.planes[0]), texture.planes[0].line_size
+    noise = rng.randbytes(WIDTH * HEIGHT)
+    grain = 15_000
+    chroma = bytes([128]) * (WIDTH * HEIGHT // 4)
+    encoder = _vp8_encoder(VIDEO_BITRATE, 2, 56)
+    video: list[bytes] = []
+    for i in range(CLIP_SECONDS * FPS + 1):
+        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        x, y = (i * 7) % WIDTH, (i * 3) % HEIGHT
+        luma = bytearray(b"".join(
+            pixels[(y + r) * stride + x:(y + r) * stride + x + WIDTH] for r in range(HEIGHT)
+        ))
+        at, src = (i * 37) % (WIDTH * HEIGHT - grain), (i * 911) % (WIDTH * HEIGHT - grain)
+        luma[at:at + grain] = noise[src:src + grain]
+        for plane, data in zip(frame.planes, (bytes(luma), chroma, chroma), strict=True):
+            plane.update(data)
+        frame.pts = i
+        if i == CLIP_SECONDS * FPS:
+            break
+        video.extend(bytes(p) for p in encoder.encode(frame))
+    video.extend(bytes(p) for p in encoder.encode(None))
+    video = video[: CLIP_SECONDS * FPS]
+
+    # A large keyframe for the burst test: pick the quantizer whose size is nearest the target.
+    target = BURST_PACKETS * VP8_PACKET_PAYLOAD - VP8_PACKET_PAYLOAD // 2
+    still = _gray_texture(rng, WIDTH, HEIGHT, 4).reformat(format="yuv420p")
+    best = b""
+    for q in range(20, 57, 4):
+        codec = _vp8_encoder(20_000_000, q, q)
+        still.pts = 0
+        data = b"".join(bytes(p) for p in [*codec.encode(still), *codec.encode(None)])
+        if not best or abs(len(data) - target) < abs(len(best) - target):
+            best = data
+
+    audio_codec = av.CodecContext.create("libopus", "w")
+    audio_codec.sample_rate = AUDIO_RATE
+    audio_codec.layout = "stereo"
+    audio_codec.format = "s16"
+    audio_codec.bit_rate = AUDIO_BITRATE
+    audio: list[bytes] = []
+    tone = bytes(rng.randrange(256) for _ in range(AUDIO_FRAME * 4))
+    for i in range(CLIP_SECONDS * AUDIO_RATE // AUDIO_FRAME):
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=AUDIO_FRAME)
+        frame.planes[0].update(tone)
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = i * AUDIO_FRAME
+        audio.extend(bytes(p) for p in audio_codec.encode(frame))
+    return Clip(video, audio[: CLIP_SECONDS * AUDIO_RATE // AUDIO_FRAME], best)
+
+
+class PacedTrack(MediaStreamTrack):
+    """Returns pre-encoded frames as ``av.Packet``s in real time, looping the clip.
+
+    aiortc's sender only packetizes an ``av.Packet`` (``encoder.pack``): no encoding here.
+    """
+
+    def __init__(self, kind: str, frames: list[bytes], interval: float, clock_rate: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._frames = frames
+        self._interval = interval
+        self._ticks = round(interval * clock_rate)
+        self._time_base = fractions.Fraction(1, clock_rate)
+        self._index = 0
+        self._start: float | None = None
+        self._injected: bytes | None = None
+        self.injected = asyncio.Event()
+
+    def inject(self, frame: bytes) -> None:
+        """Send ``frame`` in place of the next one (the keyframe burst)."""
+        self._injected = frame
+
+    async def recv(self) -> av.Packet:
+        if self._start is None:
+            self._start = time.monotonic()
+        i = self._index
+        self._index += 1
+        delay = self._start + i * self._interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        data = self._frames[i % len(self._frames)]
+        if self._injected is not None:
+            data, self._injected = self._injected, None
+            self.injected.set()
+        packet = av.Packet(data)
+        packet.pts = i * self._ticks
+        packet.time_base = self._time_base
+        return packet
+
+
+# -- the SFU process ---------------------------------------------------------------------------
+
+
+class StallProbe:
+    """Worst lateness of a short periodic sleep: how long the event loop was busy elsewhere."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        clock = time.perf_counter
+        while True:
+            start = clock()
+            await asyncio.sleep(STALL_PERIOD)
+            late = clock() - start - STALL_PERIOD
+            if late > self.worst:
+                self.worst = late
+
+    def take(self) -> float:
+        worst, self.worst = self.worst, 0.0
+        return worst
+
+
+class GcProbe:
+    """Longest garbage-collector pause (a stall the ticker cannot tell from others)."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._start = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.worst = max(self.worst, time.perf_counter() - self._start)
+
+    def take(self) -> float:
+        worst, self.worst = self.worst, 0.0
+        return worst
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _sender_packets(sender: RTCRtpSender) -> int:
+    # aiortc's private sent-packet counter (feeds its sender reports).
+    return int(sender._RTCRtpSender__packet_count)  # type: ignore[attr-defined]
+
+
+class ForwardingBackend:
+    """Fairwire's SFU, production path."""
+
+    def __init__(self) -> None:
+        from sfu.sessions import Sfu
+
+        self.sfu = Sfu()
+        self.room = self.sfu.room("bench")
+
+    async def publish(self, sdp: str) -> str:
+        return await self.room.publisher("publisher").answer(sdp)
+
+    async def subscribe(self, name: str, sdp: str) -> str:
+        return await self.room.subscriber(name).answer(sdp)
+
+    def counters(self) -> dict[str, Any]:
+        per_sub = {
+            s.identity: sum(b.downtrack.packets for b in s.bindings.values() if b.downtrack)
+            for s in self.room.subscribers
+        }
+        received = sum(p.stream.received for p in self.room.publications)
+        return {"forwarded": sum(per_sub.values()), "per_sub": per_sub, "ingress": received}
+
+    async def close(self) -> None:
+        await self.sfu.close()
+
+
+class RelayBackend:
+    """aiortc's MediaRelay: the publisher's tracks decoded once, encoded per subscriber."""
+
+    def __init__(self) -> None:
+        from aiortc.contrib.media import MediaRelay
+
+        self.relay = MediaRelay()
+        self.tracks: dict[str, MediaStreamTrack] = {}
+        self.publisher: RTCPeerConnection | None = None
+        self.subscribers: dict[str, RTCPeerConnection] = {}
+
+    async def publish(self, sdp: str) -> str:
+        pc = self.publisher = RTCPeerConnection(rtc_configuration())
+        pc.on("track", lambda track: self.tracks.__setitem__(track.kind, track))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    async def subscribe(self, name: str, sdp: str) -> str:
+        pc = self.subscribers[name] = RTCPeerConnection(rtc_configuration())
+        await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
+        for track in self.tracks.values():
+            # Unbuffered: a live relay drops frames it cannot encode in time (buffered, the
+            # queues of an overloaded relay grow without bound).
+            pc.addTrack(self.relay.subscribe(track, buffered=False))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    def counters(self) -> dict[str, Any]:
+        per_sub = {
+            name: sum(_sender_packets(s) for s in pc.getSenders())
+            for name, pc in self.subscribers.items()
+        }
+        return {"forwarded": sum(per_sub.values()), "per_sub": per_sub, "ingress": None}
+
+    async def close(self) -> None:
+        for pc in [*self.subscribers.values(), self.publisher]:
+            if pc is not None:
+                await pc.close()
+
+
+async def serve(mode: str, cpu: int) -> None:
+    os.sched_setaffinity(0, {cpu})
+    backend = ForwardingBackend() if mode == "forward" else RelayBackend()
+    probe = StallProbe()
+    gc_probe = GcProbe()
+    done = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+    clients: set[asyncio.Task[Any]] = set()
+
+    async def dispatch(msg: dict[str, Any]) -> dict[str, Any]:
+        op = msg["op"]
+        if op == "ping":
+            return {}
+        if op == "publish":
+            return {"sdp": await backend.publish(msg["sdp"])}
+        if op == "subscribe":
+            return {"sdp": await backend.subscribe(msg["name"], msg["sdp"])}
+        if op == "stats":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return {
+                "cpu": usage.ru_utime + usage.ru_stime,
+                "rss": _rss_bytes(),
+                "stall": probe.take(),
+                "gc": gc_probe.take(),
+                "time": time.monotonic(),
+                **backend.counters(),
+            }
+        if op == "quit":
+            done.set()
+            return {}
+        raise ValueError(f"unknown op {op}")
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        this = asyncio.current_task()
+        if this is not None:
+            clients.add(this)
+        async def handle(msg: dict[str, Any]) -> None:
+            try:
+                reply = {"id": msg["id"], **(await dispatch(msg))}
+            except Exception as exc:
+                reply = {"id": msg["id"], "error": repr(exc)}
+            writer.write(json.dumps(reply).encode() + b"\n")
+
+        while line := await reader.readline():
+            task = asyncio.ensure_future(handle(json.loads(line)))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(client, "127.0.0.1", 0, limit=1 << 22)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(done.wait(), CHILD_LIFETIME)
+    if clients:
+        await asyncio.wait(clients, timeout=3)  # the parent closes its end after "quit"
+    server.close()
+    probe.task.cancel()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(backend.close(), 10)
+
+
+def _exit_with_parent() -> None:
+    # Raw reads (no buffered-reader lock held at interpreter shutdown) until EOF: parent gone.
+    while os.read(0, 4096):
+        pass
+    os._exit(0)
+
+
+# -- the load side -----------------------------------------------------------------------------
+
+
+class Control:
+    """Requests to the SFU process over its line-delimited JSON channel (replies by id)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._ids = itertools.count()
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader_task = asyncio.ensure_future(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            msg = json.loads(line)
+            future = self._pending.pop(msg["id"], None)
+            if future is not None and not future.done():
+                future.set_result(msg)
+        for future in self._pending.values():
+            future.set_exception(ConnectionError("the SFU process closed its channel"))
+
+    async def call(self, op: str, wait: float = 30.0, **args: Any) -> dict[str, Any]:
+        request_id = next(self._ids)
+        future = self._pending[request_id] = asyncio.get_running_loop().create_future()
+        self._writer.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
+        reply = await asyncio.wait_for(future, wait)
+        if "error" in reply:
+            raise RuntimeError(f"SFU {op}: {reply['error']}")
+        return reply
+
+    def close(self) -> None:
+        self._reader_task.cancel()
+        self._writer.close()
+
+
+class SfuProcess:
+    def __init__(self, mode: str, cpu: int) -> None:
+        self.mode = mode
+        self.cpu = cpu
+        self.proc: asyncio.subprocess.Process | None = None
+        self.control: Control | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    async def __aenter__(self) -> Control:
+        # stdin stays open for the child's lifetime: it exits when it reads EOF (we are gone).
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--serve", self.mode, "--cpu", str(self.cpu),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(line), limit=1 << 22)
+        self.control = Control(reader, writer)
+        return self.control
+
+    async def __aexit__(self, *exc: object) -> None:
+        proc = self.proc
+        if self.control is not None:
+            with contextlib.suppress(Exception):
+                await self.control.call("quit", wait=5)
+            self.control.close()
+        if proc is not None:
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+            if proc.stdin is not None:
+                proc.stdin.close()
+
+
+@dataclass
+class Receiver:
+    """A subscriber peer connection that counts what it receives and decodes nothing.
+
+    With ``at_socket`` (the default) RTP datagrams are counted by payload type as they come
+    off the socket, before SRTP unprotect: aiortc's receive path costs the load process
+    ~25 µs a packet, which at 160 subscribers saturates its core and would make the load,
+    not the SFU, the bottleneck. Otherwise each receiver's ``_handle_rtp_packet`` is
+    replaced by a counter (after SRTP unprotect and parsing, still no decoding).
+    """
+
+    name: str
+    at_socket: bool = True
+    pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(rtc_configuration()))
+    counts: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
+
+    def _count(self, receiver: RTCRtpReceiver, kind: str) -> None:
+        counts = self.counts
+        # aiortc internal: stop the (idle) decoder thread once packets flow, then only count.
+        stop: Callable[[], None] = receiver._RTCRtpReceiver__stop_decoder  # type: ignore[attr-defined]
+
+        async def count_first(packet: Any, arrival_time_ms: int) -> None:
+            counts[kind] += 1
+            stop()
+            receiver._handle_rtp_packet = count  # type: ignore[method-assign]
+
+        async def count(packet: Any, arrival_time_ms: int) -> None:
+            counts[kind] += 1
+
+        receiver._handle_rtp_packet = count_first  # type: ignore[method-assign]
+
+    async def connect(self, control: Control) -> None:
+        for kind in ("audio", "video"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            self._count(transceiver.receiver, kind)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        reply = await control.call("subscribe", name=self.name, sdp=self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        if self.at_socket:
+            self._count_at_socket(reply["sdp"])
+
+    def _count_at_socket(self, answer: str) -> None:
+        kinds = {m.rtp.codecs[0].payloadType: m.kind
+                 for m in SessionDescription.parse(answer).media if m.rtp.codecs}
+        counts = self.counts
+        transceivers = self.pc.getTransceivers()
+        for transceiver in transceivers:
+            # aiortc internal: its decoder thread will get nothing; end it now.
+            transceiver.receiver._RTCRtpReceiver__stop_decoder()  # type: ignore[attr-defined]
+        # aioice internals: every local socket's protocol of the (bundled) ICE connection.
+        connection = transceivers[0].receiver.transport.transport._connection
+        for protocol in connection._protocols:
+            original = protocol.datagram_received
+
+            def datagram_received(
+                data: bytes, addr: Any, original: Callable[[bytes, Any], None] = original
+            ) -> None:
+                if len(data) > 12 and data[0] in RTP_FIRST_BYTE and (
+                    data[1] not in RTCP_SECOND_BYTE
+                ):
+                    kind = kinds.get(data[1] & 0x7F)
+                    if kind is not None:
+                        counts[kind] += 1
+                        return
+                original(data, addr)  # STUN (consent), DTLS, RTCP, RTX: aiortc as usual
+
+            protocol.datagram_received = datagram_received
+
+    @property
+    def total(self) -> int:
+        return self.counts["audio"] + self.counts["video"]
+
+
+class Sender:
+    """The publisher: pre-encoded VP8 + Opus, paced in real time."""
+
+    def __init__(self, clip: Clip) -> None:
+        self.pc = RTCPeerConnection(rtc_configuration())
+        self.video = PacedTrack("video", clip.video, 1 / FPS, 90_000)
+        self.audio = PacedTrack("audio", clip.audio, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE)
+        self.senders = [self.pc.addTrack(self.audio), self.pc.addTrack(self.video)]
+
+    async def connect(self, control: Control) -> None:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        reply = await control.call("publish", sdp=self.pc.localDescription.sdp)
+        await self.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+
+    @property
+    def sent(self) -> int:
+        return sum(_sender_packets(s) for s in self.senders)
+
+    @property
+    def octets(self) -> int:
+        return sum(int(s._RTCRtpSender__octet_count) for s in self.senders)  # type: ignore[attr-defined]
+
+
+def _udp_rcvbuf_errors() -> int:
+    lines = [ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines()
+             if ln.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
+def _cpu_busy() -> list[tuple[int, int]]:
+    """(busy, total) jiffies per CPU, everything on the machine (other users of it included)."""
+    result = []
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3].isdigit():
+            values = [int(v) for v in line.split()[1:]]
+            idle = values[3] + values[4]
+            result.append((sum(values) - idle, sum(values)))
+    return result
+
+
+def _own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+async def _bounded(coros: Iterable[Awaitable[None]], limit: int) -> None:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(coro: Awaitable[None]) -> None:
+        async with semaphore:
+            await coro
+
+    await asyncio.gather(*(one(c) for c in coros))
+
+
+async def add_receivers(
+    control: Control, receivers: list[Receiver], total: int, at_socket: bool
+) -> None:
+    new = [Receiver(f"sub{i}", at_socket) for i in range(len(receivers), total)]
+    receivers.extend(new)
+    await _bounded((r.connect(control) for r in new), CONNECT_CONCURRENCY)
+
+
+async def warm_up(receivers: list[Receiver]) -> int:
+    """Wait until every subscriber receives video; the number that does."""
+    deadline = time.monotonic() + WARMUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if all(r.counts["video"] for r in receivers):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(SETTLE_SECONDS)
+    return sum(1 for r in receivers if r.counts["video"])
+
+
+@dataclass
+class Snapshot:
+    sfu: dict[str, Any]
+    received: dict[str, int]
+    published: int
+    octets: int
+    load_cpu: float
+    udp_errors: int
+    cpus: list[tuple[int, int]]
+    time: float
+
+
+async def snapshot(control: Control, sender: Sender, receivers: list[Receiver]) -> Snapshot:
+    sfu = await control.call("stats")
+    return Snapshot(
+        sfu, {r.name: r.total for r in receivers}, sender.sent, sender.octets, _own_cpu(),
+        _udp_rcvbuf_errors(), _cpu_busy(), time.monotonic(),
+    )
+
+
+def _percent(x: float) -> float:
+    return round(100 * x, 2)
+
+
+def report(label: str, a: Snapshot, b: Snapshot, relay: bool) -> dict[str, Any]:
+    wall = b.time - a.time
+    cpu = b.sfu["cpu"] - a.sfu["cpu"]
+    forwarded = b.sfu["forwarded"] - a.sfu["forwarded"]
+    published = b.published - a.published
+    losses = []
+    for name, received in b.received.items():
+        got = received - a.received.get(name, 0)
+        if relay:  # the relay re-encodes: what it sent this subscriber is what should arrive
+            expected = b.sfu["per_sub"].get(name, 0) - a.sfu["per_sub"].get(name, 0)
+        else:
+            expected = published
+        losses.append(1 - got / expected if expected else 1.0)
+    result: dict[str, Any] = {
+        "sfu": label,
+        "subscribers": len(b.received),
+        "window_s": round(wall, 1),
+        "cpu_us_per_packet": round(cpu / forwarded * 1e6, 2) if forwarded else None,
+        "forwarded_pps": round(forwarded / wall),
+        "sfu_cpu_pct": _percent(cpu / wall),
+        "publisher_pps": round(published / wall, 1),
+        "publisher_payload_mbps": round((b.octets - a.octets) * 8 / wall / 1e6, 3),
+        "loss_pct_mean": _percent(sum(losses) / len(losses)) if losses else None,
+        "loss_pct_max": _percent(max(losses)) if losses else None,
+        "worst_stall_ms": round(b.sfu["stall"] * 1000, 2),
+        "worst_gc_ms": round(b.sfu["gc"] * 1000, 2),
+        "sfu_rss_mb": round(b.sfu["rss"] / MB, 1),
+        "load_cpu_pct": _percent((b.load_cpu - a.load_cpu) / wall),
+        "udp_rcvbuf_errors": b.udp_errors - a.udp_errors,
+        # All processes on each CPU: above sfu_cpu_pct / load_cpu_pct = someone else's work.
+        "cpu_busy_pct": [
+            _percent((b1 - a1) / (t1 - t0)) if t1 > t0 else None
+            for (a1, t0), (b1, t1) in zip(a.cpus, b.cpus, strict=True)
+        ],
+    }
+    if not relay and b.sfu["ingress"] is not None:
+        ingress = b.sfu["ingress"] - a.sfu["ingress"]
+        result["ingress_loss_pct"] = _percent(1 - ingress / published) if published else None
+    return result
+
+
+async def measure(
+    label: str, control: Control, sender: Sender, receivers: list[Receiver], seconds: float,
+    relay: bool = False,
+) -> dict[str, Any]:
+    a = await snapshot(control, sender, receivers)
+    await asyncio.sleep(seconds)
+    b = await snapshot(control, sender, receivers)
+    return report(label, a, b, relay)
+
+
+async def ping_rtts(control: Control, count: int, interval: float) -> list[float]:
+    async def one() -> float:
+        start = time.perf_counter()
+        await control.call("ping", wait=10)
+        return time.perf_counter() - start
+
+    tasks = []
+    for _ in range(count):
+        tasks.append(asyncio.ensure_future(one()))
+        await asyncio.sleep(interval)
+    return list(await asyncio.gather(*tasks))
+
+
+async def keyframe_bursts(
+    control: Control, sender: Sender, receivers: list[Receiver], clip: Clip
+) -> dict[str, Any]:
+    """Inject a ~100-packet keyframe BURSTS times; the SFU's worst stall and ping times."""
+    await control.call("stats")  # reset the stall probe
+    quiet_pings = await ping_rtts(control, 40, 0.025)
+    quiet_stall = (await control.call("stats"))["stall"]
+    stalls, burst_pings = [], []
+    a = await snapshot(control, sender, receivers)
+    for _ in range(BURSTS):
+        await control.call("stats")
+        sender.video.injected.clear()
+        sender.video.inject(clip.big_keyframe)
+        await sender.video.injected.wait()
+        burst_pings.extend(await ping_rtts(control, 60, 0.005))  # 300 ms of pings
+        await asyncio.sleep(0.7)
+        stalls.append((await control.call("stats"))["stall"])
+    b = await snapshot(control, sender, receivers)
+    window = report("fairwire", a, b, relay=False)
+    return {
+        "keyframe_burst": f"{BURSTS} x {clip.describe()['burst_keyframe_packets']} packets",
+        "subscribers": len(receivers),
+        "worst_stall_ms": round(max(stalls) * 1000, 2),
+        "stall_ms_per_burst": [round(s * 1000, 1) for s in stalls],
+        "quiet_worst_stall_ms": round(quiet_stall * 1000, 2),
+        "ping_ms_max_during_bursts": round(max(burst_pings) * 1000, 2),
+        "ping_ms_median_during_bursts": round(sorted(burst_pings)[len(burst_pings) // 2] * 1000,
+                                              2),
+        "ping_ms_max_quiet": round(max(quiet_pings) * 1000, 2),
+        "loss_pct_mean": window["loss_pct_mean"],
+        "loss_pct_max": window["loss_pct_max"],
+        "udp_rcvbuf_errors": window["udp_rcvbuf_errors"],
+    }
+
+
+def emit(line: dict[str, Any]) -> None:
+    print(json.dumps(line), flush=True)
+
+
+async def close_all(pcs: Iterable[RTCPeerConnection]) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(pc.close() for pc in pcs)), 20)
+
+
+async def start_profiler(pid: int, seconds: float, output: str) -> asyncio.subprocess.Process:
+    """py-spy (not a project dependency: install it into the venv to use --profile)."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return await asyncio.create_subprocess_exec(
+        str(py_spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate",
+        "250", "--nonblocking", "--format", "raw", "--output", output,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+async def run_fairwire(
+    clip: Clip, sizes: list[int], seconds: float, sfu_cpu: int, at_socket: bool,
+    profile: int | None = None, profile_out: str = "",
+) -> dict[str, float]:
+    rss: dict[str, float] = {}
+    sfu_process = SfuProcess("forward", sfu_cpu)
+    async with sfu_process as control:
+        idle = await control.call("stats")
+        await asyncio.sleep(2)
+        idle2 = await control.call("stats")
+        sender = Sender(clip)
+        receivers: list[Receiver] = []
+        try:
+            await sender.connect(control)
+            await asyncio.sleep(3)
+            base = await snapshot(control, sender, receivers)
+            emit({
+                "sfu": "fairwire", "subscribers": 0,
+                "idle_cpu_pct": _percent((idle2["cpu"] - idle["cpu"]) / (idle2["time"] -
+                                                                         idle["time"])),
+                "publisher_only_rss_mb": round(base.sfu["rss"] / MB, 1),
+            })
+            previous = (0, base.sfu["rss"])
+            for n in sizes:
+                await add_receivers(control, receivers, n, at_socket)
+                with_video = await warm_up(receivers)
+                profiler = (await start_profiler(sfu_process.pid, seconds, profile_out)
+                            if n == profile else None)
+                result = await measure("fairwire", control, sender, receivers, seconds)
+                if profiler is not None:
+                    await profiler.wait()
+                    result["profiled_to"] = profile_out
+                rss_now = (await control.call("stats"))["rss"]
+                result["receiving_video"] = with_video
+                result["rss_growth_per_sub_mb"] = round(
+                    (rss_now - previous[1]) / (n - previous[0]) / MB, 3)
+                previous = (n, rss_now)
+                rss[str(n)] = rss_now
+                emit(result)
+            emit(await keyframe_bursts(control, sender, receivers, clip))
+        finally:
+            await close_all([sender.pc, *(r.pc for r in receivers)])
+    return rss
+
+
+async def run_relay(clip: Clip, n: int, seconds: float, sfu_cpu: int, at_socket: bool) -> None:
+    async with SfuProcess("relay", sfu_cpu) as control:
+        sender = Sender(clip)
+        receivers: list[Receiver] = []
+        try:
+            await sender.connect(control)
+            await asyncio.sleep(3)
+            base = (await control.call("stats"))["rss"]
+            await add_receivers(control, receivers, n, at_socket)
+            with_video = await warm_up(receivers)
+            result = await measure("aiortc MediaRelay", control, sender, receivers, seconds,
+                                   relay=True)
+            result["receiving_video"] = with_video
+            result["rss_growth_per_sub_mb"] = round((result["sfu_rss_mb"] * MB - base) / n / MB,
+                                                    2)
+            emit(result)
+        finally:
+            await close_all([sender.pc, *(r.pc for r in receivers)])
+
+
+async def bench(args: argparse.Namespace) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("needs two CPUs: one for the SFU, one for the load")
+    started = time.monotonic()
+    clip = await asyncio.to_thread(encode_clip)
+    emit({**clip.describe(), "encode_s": round(time.monotonic() - started, 1)})
+    os.sched_setaffinity(0, {cpus[1]})
+    sizes = [int(s) for s in args.sizes.split(",")]
+    at_socket = args.count_at == "socket"
+    await run_fairwire(clip, sizes, args.seconds, cpus[0], at_socket, args.profile,
+                       args.profile_out)
+    if args.relay:
+        await run_relay(clip, RELAY_SUBSCRIBERS, args.seconds, cpus[0], at_socket)
+    emit({"total_s": round(time.monotonic() - started, 1)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sizes", default="10,40,160", help="subscriber counts, increasing")
+    parser.add_argument("--seconds", type=float, default=12.0, help="measurement window per N")
+    parser.add_argument("--no-relay", dest="relay", action="store_false",
+                        help="skip the MediaRelay comparison")
+    parser.add_argument("--count-at", choices=("socket", "receiver"), default="socket",
+                        help="where subscribers count packets (see Receiver)")
+    parser.add_argument("--profile", type=int, metavar="N",
+                        help="record the SFU with py-spy (raw stacks) during the window at N")
+    parser.add_argument("--profile-out", default="/tmp/fairwire-sfu.stacks")
+    parser.add_argument("--serve", choices=("forward", "relay"), help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        threading.Thread(target=_exit_with_parent, daemon=True).start()
+        uvloop.run(serve(args.serve, args.cpu))
+        return
+
+    async def bounded() -> None:
+        await asyncio.wait_for(bench(args), RUN_TIMEOUT)
+
+    uvloop.run(bounded())
+
+
+if __name__ == "__main__":
+    main()
