@@ -350,8 +350,12 @@ class RelayBackend:
                 await pc.close()
 
 
-async def serve(mode: str, cpu: int) -> None:
+async def serve(mode: str, cpu: int, sends_per_turn: int | None) -> None:
     os.sched_setaffinity(0, {cpu})
+    if sends_per_turn is not None:  # A/B of the fan-out yield interval, sfu/ left unchanged
+        import sfu.forwarding
+
+        sfu.forwarding.FANOUT_SENDS_PER_TURN = sends_per_turn
     backend = ForwardingBackend() if mode == "forward" else RelayBackend()
     probe = StallProbe()
     gc_probe = GcProbe()
@@ -453,9 +457,10 @@ class Control:
 
 
 class SfuProcess:
-    def __init__(self, mode: str, cpu: int) -> None:
+    def __init__(self, mode: str, cpu: int, extra: tuple[str, ...] = ()) -> None:
         self.mode = mode
         self.cpu = cpu
+        self.extra = extra
         self.proc: asyncio.subprocess.Process | None = None
         self.control: Control | None = None
 
@@ -467,7 +472,7 @@ class SfuProcess:
     async def __aenter__(self) -> Control:
         # stdin stays open for the child's lifetime: it exits when it reads EOF (we are gone).
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--serve", self.mode, "--cpu", str(self.cpu),
+            sys.executable, __file__, "--serve", self.mode, "--cpu", str(self.cpu), *self.extra,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
         )
         assert self.proc.stdout is not None
@@ -783,10 +788,11 @@ async def start_profiler(pid: int, seconds: float, output: str) -> asyncio.subpr
 
 async def run_fairwire(
     clip: Clip, sizes: list[int], seconds: float, sfu_cpu: int, at_socket: bool,
-    profile: int | None = None, profile_out: str = "",
+    profile: int | None = None, profile_out: str = "", sends_per_turn: int | None = None,
 ) -> dict[str, float]:
     rss: dict[str, float] = {}
-    sfu_process = SfuProcess("forward", sfu_cpu)
+    extra = () if sends_per_turn is None else ("--sends-per-turn", str(sends_per_turn))
+    sfu_process = SfuProcess("forward", sfu_cpu, extra)
     async with sfu_process as control:
         idle = await control.call("stats")
         await asyncio.sleep(2)
@@ -857,7 +863,7 @@ async def bench(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     at_socket = args.count_at == "socket"
     await run_fairwire(clip, sizes, args.seconds, cpus[0], at_socket, args.profile,
-                       args.profile_out)
+                       args.profile_out, args.sends_per_turn)
     if args.relay:
         await run_relay(clip, RELAY_SUBSCRIBERS, args.seconds, cpus[0], at_socket)
     emit({"total_s": round(time.monotonic() - started, 1)})
@@ -876,10 +882,12 @@ def main() -> None:
     parser.add_argument("--profile-out", default="/tmp/fairwire-sfu.stacks")
     parser.add_argument("--serve", choices=("forward", "relay"), help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--sends-per-turn", type=int,
+                        help="override sfu.forwarding.FANOUT_SENDS_PER_TURN in the SFU process")
     args = parser.parse_args()
     if args.serve:
         threading.Thread(target=_exit_with_parent, daemon=True).start()
-        uvloop.run(serve(args.serve, args.cpu))
+        uvloop.run(serve(args.serve, args.cpu, args.sends_per_turn))
         return
 
     async def bounded() -> None:
