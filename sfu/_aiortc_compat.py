@@ -19,8 +19,9 @@ What is used, and why:
 - ``RTCRtpSender.__ntp_timestamp`` and friends feed the sender's RTCP SR loop.
 - ``RTCRtpSender._ssrc``/``_rtx_ssrc``/``_stream_id`` and ``RTCRtpTransceiver._codecs``/
   ``_headerExtensions``: the negotiated outgoing stream.
-- ``RTCDtlsTransport._tx_srtp``/``_state`` and aioice ``Connection._nominated``: protect and
-  send a packet synchronously on the selected candidate pair, with no await per subscriber.
+- ``RTCDtlsTransport._tx_srtp``/``_state``, pylibsrtp ``Session._srtp``/``_cdata``/``_buffer``
+  and aioice ``Connection._nominated``: protect and send a packet synchronously on the selected
+  candidate pair, with no await and no allocation but the datagram per subscriber.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from pylibsrtp._binding import lib as _srtp_lib
 
 PINNED_AIORTC = "1.16.0"
 
+_srtp_protect = _srtp_lib.srtp_protect
+
 # Incoming packet: (parsed packet, arrival time in ms) -> None, called synchronously.
 IngressCallback = Callable[[RtpPacket, int], None]
 # Publisher sender report: (ssrc, 64-bit NTP time, RTP timestamp).
@@ -75,6 +78,7 @@ def check_internals() -> list[str]:
     need(RTCRtpReceiver, "_handle_rtp_packet")
     need(RTCRtpReceiver, "_handle_rtcp_packet")
     need(RTCRtpReceiver, "_send_rtcp_pli")
+    need(RTCRtpReceiver, "_set_rtcp_ssrc")
     need(RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder")
     need(RTCRtpSender, "_handle_rtcp_packet")
     need(RTCRtpSender, "_run_rtp")
@@ -92,9 +96,15 @@ def check_internals() -> list[str]:
         if name not in dtls_init:
             missing.append(f"RTCDtlsTransport.{name}")
     import aioice
+    import pylibsrtp
 
     if "_nominated" not in aioice.Connection.__init__.__code__.co_names:
         missing.append("aioice.Connection._nominated")
+    srtp_init = pylibsrtp.Session.__init__.__code__.co_names
+    for name in ("_srtp", "_cdata", "_buffer"):
+        if name not in srtp_init:
+            missing.append(f"pylibsrtp.Session.{name}")
+    need(_srtp_lib, "srtp_protect")
     return missing
 
 
@@ -202,6 +212,17 @@ def negotiated_stream(transceiver: RTCRtpTransceiver) -> NegotiatedStream | None
     )
 
 
+def set_sender_ssrcs(transceiver: RTCRtpTransceiver, ssrc: int, rtx_ssrc: int) -> None:
+    """Choose the SSRCs a new sender announces (before the description that carries them).
+
+    aiortc draws them at random when the sender is made; its receiver half sends RTCP with the
+    sender's SSRC, so that follows too.
+    """
+    transceiver.sender._ssrc = ssrc
+    transceiver.sender._rtx_ssrc = rtx_ssrc
+    transceiver.receiver._set_rtcp_ssrc(ssrc)
+
+
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     """The msid stream id the subscriber sees (``event.streams[0].id`` in a browser)."""
     sender._stream_id = stream_id
@@ -238,88 +259,78 @@ def install_feedback_hook(
     sender._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
 
 
-class _SrtpProtector:
-    """libsrtp's protect called through pylibsrtp's cffi handle.
-
-    pylibsrtp's ``Session.protect`` accepts only ``bytes`` and allocates a length cell per
-    call; this keeps one, takes the ``bytearray`` the forwarder built, and reuses the
-    session's own buffer (safe: one thread, and the result is copied out before returning).
-    """
-
-    __slots__ = ("_buffer", "_capacity", "_cdata", "_len_p", "_protect", "_srtp")
-
-    def __init__(self, session: Any) -> None:
-        self._srtp = session._srtp[0]
-        self._cdata = session._cdata
-        self._buffer = session._buffer
-        self._capacity = len(session._cdata) - SRTP_MAX_TRAILER_LEN
-        self._len_p = _srtp_ffi.new("int *")
-        self._protect = _srtp_lib.srtp_protect
-
-    def __call__(self, packet: bytes | bytearray) -> bytes:
-        size = len(packet)
-        if size > self._capacity:
-            raise ValueError("packet is too long")
-        self._buffer[0:size] = packet
-        self._len_p[0] = size
-        if self._protect(self._srtp, self._cdata, self._len_p) != 0:
-            raise ValueError("SRTP protect failed")
-        result: bytes = self._buffer[0 : self._len_p[0]]
-        return result
-
-
 class SrtpSink:
     """Protect and send RTP for one subscriber's DTLS transport, synchronously.
 
-    Everything a packet needs is looked up once, when the transport is first usable; until
-    then (or after it closed) :meth:`send` drops the packet and returns False.
+    This is the per-subscriber half of the fan-out, so it is kept to the bone: libsrtp's
+    protect is called through pylibsrtp's cffi handle on the session's own buffer (pylibsrtp's
+    ``Session.protect`` takes only ``bytes`` and allocates per call), and the datagram goes to
+    the selected candidate pair's transport. Everything is looked up once, when the transport
+    is first usable; until then (or after it closed) :meth:`send` drops the packet.
+    One thread only: the buffer is shared with aiortc's own RTCP protection.
     """
 
-    __slots__ = ("_addr", "_dtls", "_protect", "_sendto", "sent_bytes", "sent_packets")
+    __slots__ = (
+        "_addr", "_buffer", "_capacity", "_cdata", "_dtls", "_len_p", "_sendto", "_srtp",
+        "sent_packets",
+    )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
         self._dtls = dtls
-        self._protect: _SrtpProtector | None = None
+        self._srtp: Any = None
+        self._cdata: Any = None
+        self._buffer: Any = None
+        self._capacity = 0
+        self._len_p = _srtp_ffi.new("int *")
         self._sendto: Callable[[bytes, Any], None] | None = None
         self._addr: Any = None
         self.sent_packets = 0
-        self.sent_bytes = 0
 
     def _resolve(self) -> bool:
         dtls = self._dtls
-        if dtls._state != DtlsState.CONNECTED or dtls._tx_srtp is None:
+        session = dtls._tx_srtp
+        if dtls._state != DtlsState.CONNECTED or session is None:
             return False
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return False
-        self._protect = _SrtpProtector(dtls._tx_srtp)
+        self._srtp = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._capacity = len(session._cdata) - SRTP_MAX_TRAILER_LEN
         self._sendto = pair.protocol.transport.sendto
         self._addr = pair.remote_addr
         return True
 
     def send(self, packet: bytes | bytearray) -> bool:
-        protect = self._protect
-        if protect is None:
+        srtp = self._srtp
+        if srtp is None:
             if not self._resolve():
                 return False
-            protect = self._protect
-            assert protect is not None and self._sendto is not None
+            srtp = self._srtp
+        size = len(packet)
+        if size > self._capacity:
+            return False
+        buffer = self._buffer
+        buffer[0:size] = packet
+        len_p = self._len_p
+        len_p[0] = size
+        if _srtp_protect(srtp, self._cdata, len_p):
+            return False
         try:
-            data = protect(packet)
-            self._sendto(data, self._addr)  # type: ignore[misc]
-        except (OSError, AttributeError, RuntimeError, ValueError):
+            self._sendto(buffer[0 : len_p[0]], self._addr)  # type: ignore[misc]
+        except (OSError, AttributeError, RuntimeError):
             self.close()
             return False
         self.sent_packets += 1
-        self.sent_bytes += len(data)
         return True
 
     @property
     def ready(self) -> bool:
-        return self._protect is not None or self._resolve()
+        return self._srtp is not None or self._resolve()
 
     def close(self) -> None:
-        self._protect = None
+        self._srtp = None
         self._sendto = None
         self._addr = None
 

@@ -1,13 +1,13 @@
 """The forwarding path, without I/O: a source stream fans packets out to its down-tracks.
 
 A :class:`SourceStream` is one published track as it arrives (after SRTP unprotect and
-parsing). A :class:`DownTrack` is that track as one subscriber receives it: its own SSRC,
-payload type, header extensions, sequence and timestamp space. Sending is a callable passed
-in (protect + ``sendto`` in production, a list in tests), and time is passed in as
-milliseconds, so everything here is tested directly.
-
-Per forwarded packet and subscriber the work is: keyframe gate check, sequence/timestamp
-rewrite, one header+payload copy, send. No parsing, no awaits, no logging.
+parsing). A :class:`DownTrack` is that track as one subscriber receives it. Down-tracks that
+negotiated the same outgoing stream (SSRC, payload type, header extensions: all subscribers
+the server offered to, since the SSRC is chosen per publication) share an
+:class:`OutboundStream`: the sequence/timestamp rewrite and the packet are made once per
+incoming packet, and per subscriber only SRTP protect and ``sendto`` remain. Sending is a
+callable passed in (protect + ``sendto`` in production, a list in tests) and time is passed in
+as milliseconds, so everything here is tested directly.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from typing import Protocol
 
 from sfu.codecs import keyframe_detector
 from sfu.history import PacketHistory
-from sfu.keyframes import KeyframeGate, PliThrottle
+from sfu.keyframes import PliThrottle
 from sfu.nack import NackResponder
-from sfu.rtp import RtpHeaderTemplate, one_byte_extensions, rtx_payload
+from sfu.rtp import RTP_SEQ_MASK, RtpHeaderTemplate, one_byte_extensions, rtx_payload
 from sfu.sender_report import SenderReportTranslator
 from sfu.sequencer import StreamRewriter
 
 # RFC 8843 §15 / RFC 8285: the extension that names the m-line (BUNDLE demultiplexing).
 MID_EXTENSION_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
-# Half a second of subscriber work between event-loop turns (160 subscribers × ~12 packets).
-FANOUT_SENDS_PER_TURN = 2000
+# Subscriber sends between event-loop turns: about 3 ms of work, so that a keyframe burst to
+# hundreds of subscribers never holds signalling up for long.
+FANOUT_SENDS_PER_TURN = 400
 
 SendPacket = Callable[[bytearray], bool]
 
@@ -44,17 +45,18 @@ class DownTrack:
     """One subscriber's view of one published track."""
 
     __slots__ = (
-        "_gate",
+        "_clock_rate",
+        "_initial",
         "_nack",
         "_rtx_seq",
-        "_rtx_template",
-        "_send",
-        "_template",
+        "extension_block",
         "kind",
-        "octets",
-        "packets",
+        "outbound",
+        "payload_type",
         "retransmitted",
-        "rewriter",
+        "rtx_payload_type",
+        "rtx_ssrc",
+        "send",
         "ssrc",
     )
 
@@ -74,56 +76,54 @@ class DownTrack:
         initial_timestamp: int = 0,
         initial_rtx_sequence_number: int = 0,
     ) -> None:
-        extensions = (
+        self.kind = kind
+        self.ssrc = ssrc
+        self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type if rtx_ssrc is not None else None
+        self.rtx_ssrc = rtx_ssrc
+        self.extension_block = (
             one_byte_extensions([(mid_extension_id, mid.encode())])
             if mid and mid_extension_id
             else b""
         )
-        self.kind = kind
-        self.ssrc = ssrc
-        self._template = RtpHeaderTemplate(payload_type, ssrc, extensions)
-        self._rtx_template = (
-            RtpHeaderTemplate(rtx_payload_type, rtx_ssrc, extensions)
-            if rtx_payload_type is not None and rtx_ssrc is not None
-            else None
-        )
+        self.send = send
+        self._clock_rate = clock_rate
+        self._initial = (initial_sequence_number, initial_timestamp)
         self._rtx_seq = initial_rtx_sequence_number
-        self._send = send
-        self.rewriter = StreamRewriter(clock_rate, initial_sequence_number, initial_timestamp)
-        # Video starts on a keyframe: a decoder given a delta frame first shows garbage.
-        self._gate = KeyframeGate() if kind == "video" else None
-        self._nack = NackResponder()
-        self.packets = 0
-        self.octets = 0
+        self._nack: NackResponder | None = None  # made on the first NACK: most never see one
+        self.outbound: OutboundStream | None = None
         self.retransmitted = 0
 
     @property
+    def key(self) -> tuple[int, int, int | None, bytes]:
+        """Down-tracks with equal keys put identical packets on the wire."""
+        return (self.ssrc, self.payload_type, self.rtx_payload_type, self.extension_block)
+
+    @property
+    def rewriter(self) -> StreamRewriter:
+        assert self.outbound is not None, "the down-track is not attached to a source"
+        return self.outbound.rewriter
+
+    @property
     def waiting_for_keyframe(self) -> bool:
-        return self._gate is not None and not self._gate.is_open
+        return self.outbound is not None and self in self.outbound.waiting
 
-    def forward(
-        self, seq: int, ts: int, marker: bool, payload: bytes, keyframe: bool, now_ms: int
-    ) -> None:
-        gate = self._gate
-        if gate is not None and not gate.accept(keyframe):
-            return
-        mapped = self.rewriter.rewrite(seq, ts, now_ms)
-        if mapped is None:
-            return
-        if self._send(self._template.build(marker, mapped[0], mapped[1], payload)):
-            self.packets += 1
-            self.octets += len(payload)
-
-    def switch_source(self) -> None:
-        """The source behind this track changes: continue the numbering, wait for a keyframe."""
-        self.rewriter.switch_source()
-        if self._gate is not None:
-            self._gate.reset()
+    def new_outbound(self) -> OutboundStream:
+        return OutboundStream(
+            RtpHeaderTemplate(self.payload_type, self.ssrc, self.extension_block),
+            StreamRewriter(self._clock_rate, *self._initial),
+            gated=self.kind == "video",
+        )
 
     def resend(self, lost: list[int], history: PacketHistory, now_ms: int) -> int:
         """Answer a NACK (RFC 4585 §6.2.1) from the history, as RTX when negotiated (RFC 4588)."""
+        outbound = self.outbound
+        if outbound is None:
+            return 0
+        if self._nack is None:
+            self._nack = NackResponder()
+        rewriter = outbound.rewriter
         sent = 0
-        rewriter = self.rewriter
         for out_seq in lost:
             source_seq = rewriter.source_sequence(out_seq)
             if source_seq < 0:
@@ -134,27 +134,93 @@ class DownTrack:
             out_ts = rewriter.translate_timestamp(stored.timestamp)
             if out_ts is None:
                 continue
-            if self._rtx_template is not None:
-                packet = self._rtx_template.build(
+            if self.rtx_payload_type is not None and self.rtx_ssrc is not None:
+                template = RtpHeaderTemplate(self.rtx_payload_type, self.rtx_ssrc,
+                                             self.extension_block)
+                packet = template.build(
                     stored.marker, self._rtx_seq, out_ts, rtx_payload(out_seq, stored.payload)
                 )
-                self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+                self._rtx_seq = (self._rtx_seq + 1) & RTP_SEQ_MASK
             else:
-                packet = self._template.build(stored.marker, out_seq, out_ts, stored.payload)
-            if self._send(packet):
+                packet = outbound.template.build(stored.marker, out_seq, out_ts, stored.payload)
+            if self.send(packet):
                 sent += 1
         self.retransmitted += sent
         return sent
 
 
+class OutboundStream:
+    """One outgoing RTP stream and the down-tracks that receive exactly it."""
+
+    __slots__ = ("gated", "octets", "packets", "rewriter", "targets", "template", "waiting")
+
+    def __init__(self, template: RtpHeaderTemplate, rewriter: StreamRewriter, gated: bool
+                 ) -> None:
+        self.template = template
+        self.rewriter = rewriter
+        self.gated = gated
+        # Subscribers receiving now, as their send callables (the tight loop touches nothing
+        # else), and those waiting for a keyframe before their first packet.
+        self.targets: tuple[SendPacket, ...] = ()
+        self.waiting: list[DownTrack] = []
+        self.packets = 0
+        self.octets = 0
+
+    def add(self, downtrack: DownTrack) -> None:
+        downtrack.outbound = self
+        if self.gated:
+            # Video starts on a keyframe: a decoder given a delta frame first shows garbage.
+            self.waiting.append(downtrack)
+        else:
+            self.targets = (*self.targets, downtrack.send)
+
+    def remove(self, downtrack: DownTrack) -> None:
+        downtrack.outbound = None
+        if downtrack in self.waiting:
+            self.waiting.remove(downtrack)
+        self.targets = tuple(t for t in self.targets if t is not downtrack.send)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.targets or self.waiting)
+
+    def switch_source(self, members: tuple[DownTrack, ...]) -> None:
+        """The source behind the stream changes: continue the numbering, wait for a keyframe."""
+        self.rewriter.switch_source()
+        if self.gated:
+            self.targets = ()
+            self.waiting = list(members)
+
+    def send(
+        self, seq: int, ts: int, marker: bool, payload: bytes, keyframe: bool, now_ms: int
+    ) -> int:
+        """Forward one packet; returns the number of subscribers it was sent to."""
+        if self.waiting and keyframe:
+            self.targets = (*self.targets, *(d.send for d in self.waiting))
+            self.waiting = []
+        targets = self.targets
+        if not targets:
+            return 0
+        mapped = self.rewriter.rewrite(seq, ts, now_ms)
+        if mapped is None:
+            return 0
+        packet = self.template.build(marker, mapped[0], mapped[1], payload)
+        for send in targets:
+            send(packet)
+        self.packets += 1
+        self.octets += len(payload)
+        return len(targets)
+
+
 class SourceStream:
-    """One published track: history for NACKs, PLI throttle, and its down-tracks."""
+    """One published track: history for NACKs, PLI throttle, and its outgoing streams."""
 
     __slots__ = (
         "_detect_keyframe",
         "_downtracks",
         "_fanout_work",
         "_observers",
+        "_outbound",
         "clock_rate",
         "history",
         "kind",
@@ -183,8 +249,9 @@ class SourceStream:
         self.pli = PliThrottle(pli_interval_ms)
         self.sender_reports = SenderReportTranslator(clock_rate)
         self._detect_keyframe = keyframe_detector(mime_type)
-        # A tuple, rebuilt on (rare) membership changes, is the fastest thing to iterate.
         self._downtracks: tuple[DownTrack, ...] = ()
+        # Tuples, rebuilt on (rare) membership changes, are the fastest thing to iterate.
+        self._outbound: dict[tuple[int, int, int | None, bytes], OutboundStream] = {}
         self._observers: tuple[PacketObserver, ...] = ()
         self._fanout_work = 0
         self.received = 0
@@ -193,6 +260,10 @@ class SourceStream:
     def downtracks(self) -> tuple[DownTrack, ...]:
         return self._downtracks
 
+    @property
+    def outbound_streams(self) -> list[OutboundStream]:
+        return list(self._outbound.values())
+
     def on_packet(
         self, ssrc: int, seq: int, ts: int, marker: bool, payload: bytes, now_ms: int
     ) -> None:
@@ -200,19 +271,21 @@ class SourceStream:
             if self.ssrc is not None:
                 # The publisher restarted its stream: history and offsets start over.
                 self.history.clear()
-                for downtrack in self._downtracks:
-                    downtrack.switch_source()
+                for outbound in self._outbound.values():
+                    members = tuple(d for d in self._downtracks if d.outbound is outbound)
+                    outbound.switch_source(members)
             self.ssrc = ssrc
         self.received += 1
         self.history.put(seq, ts, marker, payload, now_ms)
         keyframe = self.kind == "video" and self._detect_keyframe(payload)
         if keyframe:
             self.pli.keyframe_received(now_ms)
-        for downtrack in self._downtracks:
-            downtrack.forward(seq, ts, marker, payload, keyframe, now_ms)
+        sent = 0
+        for outbound in self._outbound.values():
+            sent += outbound.send(seq, ts, marker, payload, keyframe, now_ms)
+        self._fanout_work += sent
         for observer in self._observers:
             observer.on_packet(seq, ts, marker, payload, keyframe, now_ms)
-        self._fanout_work += len(self._downtracks)
 
     def take_yield_turn(self) -> bool:
         """True when enough fan-out work was done that the event loop deserves a turn."""
@@ -222,9 +295,20 @@ class SourceStream:
         return False
 
     def add(self, downtrack: DownTrack) -> None:
+        key = downtrack.key
+        outbound = self._outbound.get(key)
+        if outbound is None:
+            outbound = self._outbound[key] = downtrack.new_outbound()
+        outbound.add(downtrack)
         self._downtracks = (*self._downtracks, downtrack)
 
     def remove(self, downtrack: DownTrack) -> None:
+        outbound = downtrack.outbound
+        if outbound is not None:
+            outbound.remove(downtrack)
+            if outbound.empty:
+                # A later subscriber starts a fresh stream: nobody receives this one now.
+                del self._outbound[next(k for k, o in self._outbound.items() if o is outbound)]
         self._downtracks = tuple(d for d in self._downtracks if d is not downtrack)
 
     def add_observer(self, observer: PacketObserver) -> None:
@@ -234,7 +318,7 @@ class SourceStream:
         self._observers = tuple(o for o in self._observers if o is not observer)
 
     def needs_keyframe(self) -> bool:
-        return any(d.waiting_for_keyframe for d in self._downtracks)
+        return any(o.waiting for o in self._outbound.values())
 
     def request_keyframe(self, now_ms: int) -> bool:
         """A subscriber wants a keyframe: True when a PLI should go upstream now.

@@ -106,6 +106,10 @@ class Publication:
             history_size=settings.history_size, history_max_age_ms=settings.history_max_age_ms,
             pli_interval_ms=settings.pli_interval_ms,
         )
+        # Every subscriber's sender uses these SSRCs (they need only be unique within one
+        # peer connection), so that one packet serves every subscriber of the track.
+        self.outbound_ssrc = random.getrandbits(32)
+        self.outbound_rtx_ssrc = random.getrandbits(32)
         self.receiver: RTCRtpReceiver | None = None
         self._payload_type = -1
         self._rtx_payload_type = -1
@@ -343,6 +347,11 @@ class Subscriber:
         self._negotiation: asyncio.Future[None] | None = None
         self.pc.on("connectionstatechange", self._on_connection_state)
 
+    @property
+    def sent_packets(self) -> int:
+        """RTP packets sent to this subscriber (retransmissions included)."""
+        return 0 if self._sink is None else self._sink.sent_packets
+
     def wants(self, publication: Publication) -> bool:
         if publication.identity == self.identity:
             return False  # never loop a participant's own media back
@@ -385,6 +394,8 @@ class Subscriber:
     def _add_binding(self, publication: Publication) -> Binding:
         track = compat.IdleTrack(publication.kind, publication.id)
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        compat.set_sender_ssrcs(transceiver, publication.outbound_ssrc,
+                                publication.outbound_rtx_ssrc)
         compat.set_stream_id(transceiver.sender, publication.identity)
         compat.prefer_codec(transceiver, publication.mime_type, publication.codec_parameters)
         binding = Binding(publication, transceiver, track)
@@ -424,6 +435,8 @@ class Subscriber:
                 available.remove(publication)
                 track = compat.IdleTrack(publication.kind, publication.id)
                 transceiver.sender.replaceTrack(track)
+                compat.set_sender_ssrcs(transceiver, publication.outbound_ssrc,
+                                        publication.outbound_rtx_ssrc)
                 compat.set_stream_id(transceiver.sender, publication.identity)
                 transceiver.direction = "sendonly"
                 self.bindings[publication] = Binding(publication, transceiver, track)
@@ -552,15 +565,18 @@ class Subscriber:
             if downtrack is None:
                 continue
             stream = binding.publication.stream
-            translated = stream.sender_reports.translate(downtrack.rewriter, now_ms)
+            outbound = downtrack.outbound
+            if outbound is None:
+                continue
+            translated = stream.sender_reports.translate(outbound.rewriter, now_ms)
             if translated is None:
-                last = downtrack.rewriter.last_timestamp
+                last = outbound.rewriter.last_timestamp
                 if last is None:
                     continue
                 translated = (ntp, last)
             compat.set_sender_report(
                 binding.transceiver.sender, translated[0], translated[1],
-                downtrack.packets, downtrack.octets,
+                outbound.packets, outbound.octets,
             )
 
     async def add_ice_candidate(self, candidate: Any) -> None:

@@ -299,8 +299,7 @@ class ForwardingBackend:
 
     def counters(self) -> dict[str, Any]:
         per_sub = {
-            s.identity: sum(b.downtrack.packets for b in s.bindings.values() if b.downtrack)
-            for s in self.room.subscribers
+            s.identity: s.sent_packets for s in self.room.subscribers
         }
         received = sum(p.stream.received for p in self.room.publications)
         return {"forwarded": sum(per_sub.values()), "per_sub": per_sub, "ingress": received}

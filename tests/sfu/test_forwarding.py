@@ -1,6 +1,7 @@
 """The forwarding path without a network: packets in, rewritten packets out, time passed in."""
 
 import struct
+from collections.abc import Callable
 
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
@@ -63,7 +64,7 @@ def test_video_starts_on_a_keyframe_with_rewritten_header() -> None:
     assert [p.marker for p in sent] == [0, 0, 1, 1]
     assert all(p.extensions.mid == "1" for p in sent)
     assert sent[0].payload == VP8_KEY
-    assert downtrack.packets == 4
+    assert downtrack.outbound is not None and downtrack.outbound.packets == 4
 
 
 def test_audio_is_never_gated() -> None:
@@ -172,3 +173,33 @@ def test_fanout_asks_for_an_event_loop_turn_after_enough_work() -> None:
         stream.on_packet(1, seq, 0, seq == 99, VP8_KEY if seq == 0 else VP8_MIDDLE, now_ms=0)
         turns += stream.take_yield_turn()
     assert turns == 100 * 100 // FANOUT_SENDS_PER_TURN
+
+
+def test_subscribers_of_one_stream_share_one_packet_and_join_on_keyframes() -> None:
+    stream = video_stream()
+    sent: dict[str, list[bytearray]] = {"a": [], "b": [], "c": []}
+
+    def sender(name: str) -> Callable[[bytearray], bool]:
+        def send(packet: bytearray) -> bool:
+            sent[name].append(packet)
+            return True
+        return send
+
+    first = video_downtrack(Wire(), send=sender("a"))
+    stream.add(first)
+    stream.on_packet(1, 10, 0, True, VP8_KEY, now_ms=0)
+    stream.on_packet(1, 11, 3000, True, VP8_DELTA, now_ms=33)
+    late = video_downtrack(Wire(), send=sender("b"))  # same SSRC, payload type, mid
+    stream.add(late)
+    other = video_downtrack(Wire(), send=sender("c"), mid="7")  # another m-line: own stream
+    stream.add(other)
+    assert len(stream.outbound_streams) == 2
+    stream.on_packet(1, 12, 6000, True, VP8_DELTA, now_ms=66)
+    assert (len(sent["a"]), len(sent["b"]), len(sent["c"])) == (3, 0, 0)  # b, c wait
+    stream.on_packet(1, 13, 9000, True, VP8_KEY, now_ms=99)
+    assert sent["a"][-1] is sent["b"][-1]  # built once, sent to both
+    assert sent["c"][-1] is not sent["a"][-1]
+    assert late.rewriter is first.rewriter
+    stream.remove(first)
+    stream.remove(late)
+    assert len(stream.outbound_streams) == 1
