@@ -146,10 +146,14 @@ class Publication:
         payload = packet.payload
         if not payload:
             return  # padding-only probe
-        self.stream.on_packet(
+        stream = self.stream
+        new_source = packet.ssrc != stream.ssrc and stream.ssrc is not None
+        stream.on_packet(
             packet.ssrc, packet.sequence_number, packet.timestamp, bool(packet.marker),
             payload, monotonic_ms(),
         )
+        if new_source and stream.needs_keyframe():
+            self.request_keyframe()  # the subscribers now wait for the new source's keyframe
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp_timestamp: int) -> None:
         if ssrc == self.stream.ssrc:
@@ -686,14 +690,19 @@ class Sfu:
             del self.rooms[room_id]
 
     async def _report_loop(self) -> None:
-        # Sender reports for every forwarded stream, refreshed once a second rather than per
-        # packet: aiortc's own RTCP loop sends them.
+        # Once a second: sender reports for every forwarded stream (aiortc's own RTCP loop
+        # sends them; refreshing per packet would cost on the fast path), and keyframe requests
+        # for subscribers still waiting for one.
         while True:
             await asyncio.sleep(SENDER_REPORT_INTERVAL)
             now = monotonic_ms()
             for room in list(self.rooms.values()):
                 for subscriber in list(room.subscribers):
                     subscriber.update_sender_reports(now)
+                for publication in room.publications:
+                    # A PLI is a datagram and may be lost: ask again while anyone still waits.
+                    if publication.stream.needs_keyframe():
+                        publication.request_keyframe()
 
     def stats(self) -> dict[str, int]:
         publications = [p for room in self.rooms.values() for p in room.publications]
