@@ -511,6 +511,7 @@ class Receiver:
     at_socket: bool = True
     pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(rtc_configuration()))
     counts: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
+    janus_handle: int | None = None  # with --janus: this subscriber's VideoRoom handle
 
     def _count(self, receiver: RTCRtpReceiver, kind: str) -> None:
         counts = self.counts
@@ -536,6 +537,17 @@ class Receiver:
         await self.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         if self.at_socket:
             self._count_at_socket(reply["sdp"])
+
+    async def connect_janus(self, janus: JanusClient) -> None:
+        """The same peer connection and counting, but Janus offers and this side answers."""
+        self.janus_handle, offer = await janus.subscribe()
+        await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
+        for transceiver in self.pc.getTransceivers():
+            self._count(transceiver.receiver, transceiver.kind)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if self.at_socket:
+            self._count_at_socket(offer)  # the answer reuses the offer's payload types
+        await janus.start(self.janus_handle, self.pc.localDescription.sdp)
 
     def _count_at_socket(self, answer: str) -> None:
         kinds = {m.rtp.codecs[0].payloadType: m.kind
@@ -578,7 +590,7 @@ class Sender:
         self.audio = PacedTrack("audio", clip.audio, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE)
         self.senders = [self.pc.addTrack(self.audio), self.pc.addTrack(self.video)]
 
-    async def connect(self, control: Control) -> None:
+    async def connect(self, control: Control | JanusClient) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         reply = await control.call("publish", sdp=self.pc.localDescription.sdp)
         await self.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
@@ -625,11 +637,14 @@ async def _bounded(coros: Iterable[Awaitable[None]], limit: int) -> None:
 
 
 async def add_receivers(
-    control: Control, receivers: list[Receiver], total: int, at_socket: bool
+    control: Control | JanusClient, receivers: list[Receiver], total: int, at_socket: bool
 ) -> None:
     new = [Receiver(f"sub{i}", at_socket) for i in range(len(receivers), total)]
     receivers.extend(new)
-    await _bounded((r.connect(control) for r in new), CONNECT_CONCURRENCY)
+    if isinstance(control, JanusClient):
+        await _bounded((r.connect_janus(control) for r in new), CONNECT_CONCURRENCY)
+    else:
+        await _bounded((r.connect(control) for r in new), CONNECT_CONCURRENCY)
 
 
 async def warm_up(receivers: list[Receiver]) -> int:
@@ -655,7 +670,7 @@ class Snapshot:
     time: float
 
 
-async def snapshot(control: Control, sender: Sender, receivers: list[Receiver]) -> Snapshot:
+async def snapshot(control: Control | JanusClient, sender: Sender, receivers: list[Receiver]) -> Snapshot:
     sfu = await control.call("stats")
     return Snapshot(
         sfu, {r.name: r.total for r in receivers}, sender.sent, sender.octets, _own_cpu(),
@@ -691,8 +706,9 @@ def report(label: str, a: Snapshot, b: Snapshot, relay: bool) -> dict[str, Any]:
         "publisher_payload_mbps": round((b.octets - a.octets) * 8 / wall / 1e6, 3),
         "loss_pct_mean": _percent(sum(losses) / len(losses)) if losses else None,
         "loss_pct_max": _percent(max(losses)) if losses else None,
-        "worst_stall_ms": round(b.sfu["stall"] * 1000, 2),
-        "worst_gc_ms": round(b.sfu["gc"] * 1000, 2),
+        # None for Janus: no probe inside a C process.
+        "worst_stall_ms": None if b.sfu["stall"] is None else round(b.sfu["stall"] * 1000, 2),
+        "worst_gc_ms": None if b.sfu["gc"] is None else round(b.sfu["gc"] * 1000, 2),
         "sfu_rss_mb": round(b.sfu["rss"] / MB, 1),
         "load_cpu_pct": _percent((b.load_cpu - a.load_cpu) / wall),
         "udp_rcvbuf_errors": b.udp_errors - a.udp_errors,
@@ -709,7 +725,7 @@ def report(label: str, a: Snapshot, b: Snapshot, relay: bool) -> dict[str, Any]:
 
 
 async def measure(
-    label: str, control: Control, sender: Sender, receivers: list[Receiver], seconds: float,
+    label: str, control: Control | JanusClient, sender: Sender, receivers: list[Receiver], seconds: float,
     relay: bool = False,
 ) -> dict[str, Any]:
     a = await snapshot(control, sender, receivers)
