@@ -52,6 +52,22 @@ class SdpError(ValueError):
     """The remote description cannot be used (malformed, or nothing we can receive)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which of a room's tracks a subscriber receives; None means no restriction."""
+
+    identities: frozenset[str] | None = None
+    track_ids: frozenset[str] | None = None
+    kinds: frozenset[str] | None = None
+
+    def includes(self, publication: Publication) -> bool:
+        return (
+            (self.identities is None or publication.identity in self.identities)
+            and (self.track_ids is None or publication.id in self.track_ids)
+            and (self.kinds is None or publication.kind in self.kinds)
+        )
+
+
 class MediaEvents(Protocol):
     """What the SFU tells the signalling layer."""
 
@@ -330,14 +346,14 @@ class Subscriber:
         room: SfuRoom,
         identity: str,
         *,
-        publisher_identity: str | None = None,
+        selection: Selection | None = None,
         on_negotiation_needed: Callable[[Subscriber], Awaitable[None]] | None = None,
         on_closed: Callable[[Subscriber], Awaitable[None]] | None = None,
     ) -> None:
         self.id = _new_id()
         self.room = room
         self.identity = identity
-        self.publisher_identity = publisher_identity
+        self.selection = selection or Selection()
         self.pc = RTCPeerConnection(room.sfu.settings.rtc_configuration())
         self.bindings: dict[Publication, Binding] = {}
         self._sink: compat.SrtpSink | None = None
@@ -359,7 +375,12 @@ class Subscriber:
     def wants(self, publication: Publication) -> bool:
         if publication.identity == self.identity:
             return False  # never loop a participant's own media back
-        return self.publisher_identity is None or publication.identity == self.publisher_identity
+        return self.selection.includes(publication)
+
+    def select(self, selection: Selection) -> None:
+        """Receive another subset of the room's tracks (renegotiates)."""
+        self.selection = selection
+        self.changed()
 
     async def _on_connection_state(self) -> None:
         state = self.pc.connectionState
@@ -387,7 +408,9 @@ class Subscriber:
             if not self.pc.getTransceivers():
                 return None
             for publication, binding in list(self.bindings.items()):
-                if binding.active and publication not in self.room.publications:
+                if binding.active and (
+                    publication not in self.room.publications or not self.wants(publication)
+                ):
                     self._deactivate(binding)
                     del self.bindings[publication]
             offer = await self.pc.createOffer()
@@ -550,7 +573,7 @@ class Subscriber:
         published = set(self.room.publications)
         return any(
             p not in self.bindings for p in published if self.wants(p)
-        ) or any(p not in published for p in self.bindings)
+        ) or any(p not in published or not self.wants(p) for p in self.bindings)
 
     async def _request_negotiation(self) -> None:
         try:

@@ -4,8 +4,10 @@ Events (client -> server, each answered through the acknowledgement; see docs/so
 
 - ``publish`` ``{type: "offer", sdp, sources?: [..]}`` -> ``{type: "answer", sdp}``
 - ``unpublish`` ``{}`` -> ``{}``
-- ``subscribe`` ``{}`` -> ``{type: "offer", sdp}``; the client answers with
-  ``subscribe-answer`` ``{type: "answer", sdp}`` -> ``{}``
+- ``subscribe`` ``{identities?, tracks?, kinds?}`` -> ``{type: "offer", sdp}`` (or
+  ``{waiting: true}``); the client answers with ``subscribe-answer`` ``{type: "answer", sdp}``
+- ``update-subscription`` ``{identities?, tracks?, kinds?}`` -> ``{}``, then a
+  ``subscriber-offer`` with the new set of tracks
 - ``ice-candidate`` ``{target: "publisher" | "subscriber", candidate: RTCIceCandidateInit}``
 - ``restart-ice`` ``{target: "publisher", type: "offer", sdp}`` -> ``{type: "answer", sdp}``, or
   ``{target: "subscriber"}`` -> ``{type: "offer", sdp}`` (a new connection replaces the old one;
@@ -22,7 +24,7 @@ import logging
 from typing import Any
 
 from rooms import Grant, Participant, Store, Track, ValidationError
-from sfu.sessions import Publication, Publisher, SdpError, Sfu, Subscriber
+from sfu.sessions import Publication, Publisher, SdpError, Selection, Sfu, Subscriber
 from signalling.auth import Claims
 from signalling.errors import ApiError
 from signalling.realtime import Connection, Realtime, socket_room
@@ -55,6 +57,31 @@ def _sources_from(data: dict[str, Any]) -> list[str] | None:
     return sources
 
 
+def _selection_from(data: Any) -> Selection:
+    """``{identities?, tracks?, kinds?}``: lists narrowing what a subscriber receives."""
+    if data is None:
+        return Selection()
+    if not isinstance(data, dict):
+        raise ValidationError("subscribe", "send an object {identities?, tracks?, kinds?}")
+    unknown = set(data) - {"identities", "tracks", "kinds"}
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "unknown field")
+    picked: dict[str, frozenset[str] | None] = {}
+    for field, attribute in (("identities", "identities"), ("tracks", "track_ids"),
+                             ("kinds", "kinds")):
+        values = data.get(field)
+        if values is None:
+            picked[attribute] = None
+            continue
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValidationError(field, "a list of strings, or null for all")
+        picked[attribute] = frozenset(values)
+    kinds = picked["kinds"]
+    if kinds is not None and not kinds <= {"audio", "video"}:
+        raise ValidationError("kinds", "audio and/or video")
+    return Selection(**picked)
+
+
 def track_of(publication: Publication) -> Track:
     return Track(id=publication.id, kind=publication.kind, codec=publication.codec,
                  source=publication.source)
@@ -71,6 +98,8 @@ class MediaSignalling:
         realtime.on("unpublish", self._unpublish, grant=Grant.PUBLISH, joined=True)
         realtime.on("subscribe", self._subscribe, grant=Grant.SUBSCRIBE, joined=True)
         realtime.on("subscribe-answer", self._subscribe_answer, grant=Grant.SUBSCRIBE,
+                    joined=True)
+        realtime.on("update-subscription", self._update_subscription, grant=Grant.SUBSCRIBE,
                     joined=True)
         realtime.on("ice-candidate", self._ice_candidate, joined=True)
         realtime.on("restart-ice", self._restart_ice, joined=True)
@@ -171,6 +200,7 @@ class MediaSignalling:
         return {}
 
     async def _subscribe(self, connection: Connection, data: Any) -> dict[str, Any]:
+        selection = _selection_from(data)
         previous: Subscriber | None = connection.data.pop("subscriber", None)
         if previous is not None:
             await previous.close()
@@ -190,14 +220,23 @@ class MediaSignalling:
             if connection.data.get("subscriber") is subscriber:
                 del connection.data["subscriber"]
 
-        subscriber = room.subscriber(claims.identity, on_negotiation_needed=renegotiate,
-                                     on_closed=closed)
+        subscriber = room.subscriber(claims.identity, selection=selection,
+                                     on_negotiation_needed=renegotiate, on_closed=closed)
         connection.data["subscriber"] = subscriber
         offer = await subscriber.create_offer()
         if offer is None:
             # Nothing is published yet: a "subscriber-offer" event follows when it is.
             return {"waiting": True}
         return {"type": "offer", "sdp": offer}
+
+    async def _update_subscription(self, connection: Connection, data: Any
+                                   ) -> dict[str, Any]:
+        selection = _selection_from(data)
+        subscriber: Subscriber | None = connection.data.get("subscriber")
+        if subscriber is None:
+            raise ApiError(409, "subscribe first", "not_subscribed")
+        subscriber.select(selection)  # a "subscriber-offer" follows when tracks change
+        return {}
 
     async def _subscribe_answer(self, connection: Connection, data: Any) -> dict[str, Any]:
         answer = _sdp_from(data, "answer")

@@ -40,7 +40,7 @@ from multidict import CIMultiDict
 
 from rooms import Grant, RoomNotFoundError, RoomStatus, ValidationError
 from rooms.model import check_identity
-from sfu.sessions import Publisher, SdpError, Subscriber
+from sfu.sessions import Publisher, SdpError, Selection, Subscriber
 from signalling.auth import Claims, ForbiddenError, bearer_token, require
 from signalling.errors import ApiError, Handler
 from signalling.keys import MEDIA, SETTINGS, SFU, STORE, TOKENS
@@ -300,7 +300,9 @@ async def whep_play(request: web.Request) -> web.Response:
             await subscriber.close()
 
     subscriber = sfu.room(room_id).subscriber(
-        claims.identity, publisher_identity=publisher_identity, on_closed=closed,
+        claims.identity, on_closed=closed,
+        selection=Selection(identities=None if publisher_identity is None
+                            else frozenset({publisher_identity})),
         on_negotiation_needed=publications_changed,
     )
     try:

@@ -69,8 +69,8 @@ class Participant:
             await pc.close()
         return reply
 
-    async def subscribe(self) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.sio.call("subscribe", {})
+    async def subscribe(self, **selection: Any) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.sio.call("subscribe", selection)
         if "sdp" in reply:
             await self._answer(reply)
         return reply
@@ -244,3 +244,26 @@ async def test_disconnect_frees_the_media_of_a_connection(
         while sfu.stats()["publishers"] or sfu.stats()["subscribers"]:
             await asyncio.sleep(0.02)
     assert sfu.stats()["rooms"] == 0
+
+
+async def test_a_subscriber_receives_the_subset_it_asks_for(
+    server: TestServer, people: Callable[[str, Role], Participant]
+) -> None:
+    seller = people("seller", Role.EXHIBITOR)
+    buyer = people("buyer", Role.BUYER)
+    await seller.connect()
+    await buyer.connect()
+    await seller.publish()
+    await buyer.subscribe(kinds=["audio"])  # a weak link: audio only
+    await buyer.wait_frames("audio", 20)
+    assert buyer.frames["video"] == 0
+    assert buyer.receiving is not None
+    assert [t.kind for t in buyer.receiving.getTransceivers()] == ["audio"]
+    assert await buyer.sio.call("update-subscription", {"kinds": None}) == {}
+    await buyer.wait_frames("video", 10)
+    assert await buyer.sio.call("update-subscription", {"identities": ["nobody"]}) == {}
+    async with asyncio.timeout(10):
+        while any(t.currentDirection != "inactive" for t in buyer.receiving.getTransceivers()):
+            await asyncio.sleep(0.02)
+    reply = await buyer.sio.call("update-subscription", {"kinds": ["smell"]})
+    assert reply["error"]["code"] == "invalid_field"
