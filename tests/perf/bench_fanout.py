@@ -13,6 +13,12 @@ It prints one JSON line for the clip, one per N with CPU µs per forwarded packe
 loss, worst event-loop stall and RSS, one for a keyframe burst at the largest N, and one for
 aiortc's ``MediaRelay`` (decode once, encode per subscriber: the stock sender path) at N = 10.
 
+With ``--janus`` the same publisher and subscribers then run against Janus 1.1.2's VideoRoom
+(Debian package ``janus``, installed if missing) in the same run, pinned to the same CPU, its
+CPU time read from /proc: one line per N, largest N first (next to Fairwire's), then a line of
+fairwire/janus ratios. Janus runs from a temporary configuration folder (VideoRoom and HTTP
+transport only, on 127.0.0.1 and a free port) and is killed at the end.
+
 The load side uses aiortc internals (a load generator may): each subscriber receiver's
 ``_handle_rtp_packet`` is replaced per instance by a counter, and the publisher's sent-packet
 counters are read from its senders' private fields.
@@ -30,8 +36,11 @@ import json
 import os
 import random
 import resource
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -39,8 +48,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import av
 import uvloop
+from aioice.ice import get_host_addresses
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -670,7 +681,9 @@ class Snapshot:
     time: float
 
 
-async def snapshot(control: Control | JanusClient, sender: Sender, receivers: list[Receiver]) -> Snapshot:
+async def snapshot(
+    control: Control | JanusClient, sender: Sender, receivers: list[Receiver]
+) -> Snapshot:
     sfu = await control.call("stats")
     return Snapshot(
         sfu, {r.name: r.total for r in receivers}, sender.sent, sender.octets, _own_cpu(),
@@ -725,8 +738,8 @@ def report(label: str, a: Snapshot, b: Snapshot, relay: bool) -> dict[str, Any]:
 
 
 async def measure(
-    label: str, control: Control | JanusClient, sender: Sender, receivers: list[Receiver], seconds: float,
-    relay: bool = False,
+    label: str, control: Control | JanusClient, sender: Sender, receivers: list[Receiver],
+    seconds: float, relay: bool = False,
 ) -> dict[str, Any]:
     a = await snapshot(control, sender, receivers)
     await asyncio.sleep(seconds)
@@ -804,6 +817,7 @@ async def start_profiler(pid: int, seconds: float, output: str) -> asyncio.subpr
 async def run_fairwire(
     clip: Clip, sizes: list[int], seconds: float, sfu_cpu: int, at_socket: bool,
     profile: int | None = None, profile_out: str = "", sends_per_turn: int | None = None,
+    results: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, float]:
     rss: dict[str, float] = {}
     extra = () if sends_per_turn is None else ("--sends-per-turn", str(sends_per_turn))
@@ -840,6 +854,8 @@ async def run_fairwire(
                     (rss_now - previous[1]) / (n - previous[0]) / MB, 3)
                 previous = (n, rss_now)
                 rss[str(n)] = rss_now
+                if results is not None:
+                    results[n] = result
                 emit(result)
             emit(await keyframe_bursts(control, sender, receivers, clip))
         finally:
@@ -867,6 +883,436 @@ async def run_relay(clip: Clip, n: int, seconds: float, sfu_cpu: int, at_socket:
             await close_all([sender.pc, *(r.pc for r in receivers)])
 
 
+# -- Janus side by side (--janus) --------------------------------------------------------------
+
+JANUS_ROOM = 1234
+JANUS_BITRATE = 10_000_000  # the room's cap (REMB to the publisher): far above the clip's rate
+JANUS_START_TIMEOUT = 20.0
+JANUS_KEEPALIVE = 20.0  # Janus drops a session after 60 s without a request
+JANUS_RUN_TIMEOUT = 290.0  # the whole run with --janus (the brief: under 5 minutes)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def ensure_janus() -> None:
+    """Debian's ``janus`` package (1.1.2 on bookworm), installed only for --janus."""
+    if shutil.which("janus"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "janus"]
+    quiet: dict[str, Any] = {"env": env, "stdout": sys.stderr, "stderr": sys.stderr,
+                             "timeout": 300}
+    if subprocess.run(install, **quiet).returncode:
+        subprocess.run(["apt-get", "update"], check=True, **quiet)
+        subprocess.run(install, check=True, **quiet)
+    if not shutil.which("janus"):
+        raise SystemExit("janus: still not installed")
+
+
+def _janus_module(kind: str, name: str) -> Path:
+    for base in (Path("/usr/lib"), Path("/usr/local/lib"), Path("/opt/janus/lib")):
+        for pattern in (f"janus/{kind}/{name}.so*", f"*/janus/{kind}/{name}.so*"):
+            found = sorted(base.glob(pattern))
+            if found:
+                return found[0]
+    raise FileNotFoundError(f"Janus {kind} module {name}")
+
+
+def _jcfg(sections: dict[str, dict[str, Any]]) -> str:
+    """libconfig text, the format of Janus's .jcfg files."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        return json.dumps(v)
+
+    return "".join(
+        f"{name}: {{\n" + "".join(f"\t{k} = {value(v)}\n" for k, v in items.items()) + "}\n"
+        for name, items in sections.items()
+    )
+
+
+def write_janus_config(root: Path, port: int, addresses: list[str],
+                       event_loops: int | None) -> Path:
+    """A configuration folder under ``root``: the VideoRoom plugin and the HTTP transport only
+    (each module folder holds just that module), no admin API, no STUN/TURN, host candidates on
+    ``addresses`` only, warnings and errors only in the log, one VP8/Opus room."""
+    folders = {name: root / name for name in ("conf", "plugins", "transports", "events",
+                                              "loggers")}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["plugins"] / "libjanus_videoroom.so").symlink_to(
+        _janus_module("plugins", "libjanus_videoroom"))
+    (folders["transports"] / "libjanus_http.so").symlink_to(
+        _janus_module("transports", "libjanus_http"))
+    general: dict[str, Any] = {
+        "configs_folder": str(folders["conf"]),
+        "plugins_folder": str(folders["plugins"]),
+        "transports_folder": str(folders["transports"]),
+        "events_folder": str(folders["events"]),
+        "loggers_folder": str(folders["loggers"]),
+        "debug_level": 3,  # errors and warnings: nothing per packet
+        "session_timeout": 60,
+        "server_name": "fairwire-bench",
+    }
+    if event_loops:  # default: one thread (event loop) per handle
+        general["event_loops"] = event_loops
+    conf = folders["conf"]
+    (conf / "janus.jcfg").write_text(_jcfg({
+        "general": general,
+        "certificates": {},  # a self-signed DTLS certificate generated at start
+        "media": {"ipv6": False},
+        "nat": {
+            "nice_debug": False,
+            # aioice offers no 127.0.0.1 candidate: both sides use the interface addresses.
+            "ice_enforce_list": ",".join(addresses),
+            "ignore_mdns": True,
+            "full_trickle": False,  # candidates in the SDP (half-trickle, Janus's default)
+        },
+        "plugins": {}, "transports": {}, "loggers": {},
+        "events": {"broadcast": False},
+    }))
+    (conf / "janus.transport.http.jcfg").write_text(_jcfg({
+        "general": {"json": "compact", "base_path": "/janus", "http": True, "port": port,
+                    "ip": "127.0.0.1", "https": False},
+        "admin": {"admin_http": False, "admin_https": False},
+        "cors": {},
+    }))
+    (conf / "janus.plugin.videoroom.jcfg").write_text(_jcfg({
+        "general": {},
+        f"room-{JANUS_ROOM}": {
+            "description": "fairwire bench", "publishers": 1, "bitrate": JANUS_BITRATE,
+            "fir_freq": 0, "audiocodec": "opus", "videocodec": "vp8", "record": False,
+            "notify_joining": False,
+        },
+    }))
+    return conf
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _proc_comm(pid: int) -> str:
+    return Path(f"/proc/{pid}/comm").read_text().strip()
+
+
+def _proc_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class JanusClient:
+    """Janus's HTTP API with long-poll: one session, one VideoRoom handle per peer connection.
+
+    Also stands in for ``Control`` (``call("publish")``, ``call("stats")``): CPU time and RSS
+    of the Janus process from /proc, and "forwarded" counted where the packets arrive, at the
+    subscribers' sockets (Janus's own counters need the admin API, which is off).
+    """
+
+    def __init__(self, url: str, pid: int) -> None:
+        self.url = url
+        self.pid = pid
+        self.http: aiohttp.ClientSession | None = None
+        self.session = 0
+        self.feed: int | None = None
+        self.version = ""
+        self.receivers: list[Receiver] = []
+        self.hangups: list[str] = []
+        self._transactions = itertools.count()
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def open(self, alive: Callable[[], bool]) -> None:
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        deadline = time.monotonic() + JANUS_START_TIMEOUT
+        while True:
+            if not alive():
+                raise RuntimeError("janus exited at start")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self.http.get(f"{self.url}/info") as response:
+                    if response.status == 200:
+                        info = await response.json(content_type=None)
+                        self.version = str(info.get("version_string"))
+                        break
+            if time.monotonic() > deadline:
+                raise TimeoutError("janus did not answer on its HTTP port")
+            await asyncio.sleep(0.1)
+        self.session = (await self._post(self.url, {"janus": "create"}))["data"]["id"]
+        self._tasks = [asyncio.ensure_future(self._poll()),
+                       asyncio.ensure_future(self._keepalive())]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.http is not None:
+            if self.session:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        self._post(f"{self.url}/{self.session}", {"janus": "destroy"}), 3)
+            await self.http.close()
+
+    async def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.http is not None
+        body.setdefault("transaction", f"t{next(self._transactions)}")
+        async with self.http.post(url, json=body) as response:
+            reply: dict[str, Any] = await response.json(content_type=None)
+        if reply.get("janus") == "error":
+            raise RuntimeError(f"Janus {body['janus']}: {reply.get('error')}")
+        return reply
+
+    async def _poll(self) -> None:
+        assert self.http is not None
+        url = f"{self.url}/{self.session}"
+        while True:
+            try:
+                async with self.http.get(url, params={"maxev": "50"}) as response:
+                    events = await response.json(content_type=None)
+            except (aiohttp.ClientError, TimeoutError):
+                await asyncio.sleep(0.2)
+                continue
+            for event in events if isinstance(events, list) else [events]:
+                kind = event.get("janus")
+                future = self._pending.get(event.get("transaction") or "")
+                if future is not None and not future.done() and kind != "ack":
+                    future.set_result(event)
+                elif kind == "hangup":
+                    self.hangups.append(str(event.get("reason")))
+
+    async def _keepalive(self) -> None:
+        while True:
+            await asyncio.sleep(JANUS_KEEPALIVE)
+            with contextlib.suppress(Exception):
+                await self._post(f"{self.url}/{self.session}", {"janus": "keepalive"})
+
+    async def attach(self) -> int:
+        reply = await self._post(f"{self.url}/{self.session}",
+                                 {"janus": "attach", "plugin": "janus.plugin.videoroom"})
+        return int(reply["data"]["id"])
+
+    async def detach(self, handle: int) -> None:
+        await self._post(f"{self.url}/{self.session}/{handle}", {"janus": "detach"})
+
+    async def _message(self, handle: int, body: dict[str, Any],
+                       jsep: dict[str, str] | None = None) -> dict[str, Any]:
+        """A VideoRoom request; its event (asynchronous requests answer "ack", then an event
+        with the same transaction arrives on the long poll)."""
+        transaction = f"t{next(self._transactions)}"
+        future = self._pending[transaction] = asyncio.get_running_loop().create_future()
+        message: dict[str, Any] = {"janus": "message", "transaction": transaction, "body": body}
+        if jsep is not None:
+            message["jsep"] = jsep
+        try:
+            reply = await self._post(f"{self.url}/{self.session}/{handle}", message)
+            event = reply if reply["janus"] == "success" else await asyncio.wait_for(future, 30)
+        finally:
+            self._pending.pop(transaction, None)
+        data = event.get("plugindata", {}).get("data", {})
+        if event.get("janus") == "error" or "error" in data:
+            raise RuntimeError(f"VideoRoom {body['request']}: {event.get('error') or data}")
+        return event
+
+    async def _candidates_done(self, handle: int) -> None:
+        # aiortc puts all its candidates in the SDP: tell Janus there are no more.
+        await self._post(f"{self.url}/{self.session}/{handle}",
+                         {"janus": "trickle", "candidate": {"completed": True}})
+
+    async def publish(self, offer: str) -> str:
+        handle = await self.attach()
+        joined = await self._message(handle, {"request": "join", "room": JANUS_ROOM,
+                                              "ptype": "publisher", "display": "publisher"})
+        self.feed = int(joined["plugindata"]["data"]["id"])
+        event = await self._message(
+            handle, {"request": "publish", "audiocodec": "opus", "videocodec": "vp8"},
+            {"type": "offer", "sdp": offer})
+        await self._candidates_done(handle)
+        return str(event["jsep"]["sdp"])
+
+    async def subscribe(self) -> tuple[int, str]:
+        handle = await self.attach()
+        event = await self._message(handle, {"request": "join", "room": JANUS_ROOM,
+                                             "ptype": "subscriber",
+                                             "streams": [{"feed": self.feed}]})
+        return handle, str(event["jsep"]["sdp"])
+
+    async def start(self, handle: int, answer: str) -> None:
+        await self._message(handle, {"request": "start"}, {"type": "answer", "sdp": answer})
+        await self._candidates_done(handle)
+
+    def threads(self) -> tuple[int, list[str]]:
+        """Janus's thread count and the CPU lists its threads may run on."""
+        count, allowed = 0, set()
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("Cpus_allowed_list:"):
+                        allowed.add(line.split()[1])
+                        count += 1
+        return count, sorted(allowed)
+
+    def stats(self) -> dict[str, Any]:
+        # /proc/<pid>/stat: utime and stime (fields 14, 15) of the whole thread group.
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        per_sub = {r.name: r.total for r in self.receivers}
+        return {
+            "cpu": (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
+            "rss": _proc_rss(self.pid),
+            "stall": None,
+            "gc": None,
+            "time": time.monotonic(),
+            "forwarded": sum(per_sub.values()),
+            "per_sub": per_sub,
+            "ingress": None,
+        }
+
+    async def call(self, op: str, wait: float = 30.0, **args: Any) -> dict[str, Any]:
+        if op == "publish":
+            return {"sdp": await asyncio.wait_for(self.publish(args["sdp"]), wait)}
+        if op == "stats":
+            return self.stats()
+        raise ValueError(f"unknown op {op}")
+
+
+class JanusServer:
+    """Janus in a temporary folder, every thread pinned to ``cpu``, killed on the way out."""
+
+    def __init__(self, cpu: int, event_loops: int | None) -> None:
+        self.cpu = cpu
+        self.event_loops = event_loops
+        self.proc: asyncio.subprocess.Process | None = None
+        self.client: JanusClient | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._log: Any = None
+
+    async def __aenter__(self) -> JanusClient:
+        try:
+            return await self._start()
+        except BaseException:
+            await self.__aexit__()
+            raise
+
+    async def _start(self) -> JanusClient:
+        self._tmp = tempfile.TemporaryDirectory(prefix="fairwire-janus-")
+        root = Path(self._tmp.name)
+        addresses = get_host_addresses(use_ipv4=True, use_ipv6=False)
+        if not addresses:
+            raise RuntimeError("no interface address besides loopback for ICE")
+        port = _free_port()
+        conf = write_janus_config(root, port, addresses, self.event_loops)
+        self._log = (root / "janus.log").open("wb")
+        # taskset sets the affinity before exec, so every thread Janus starts inherits it;
+        # setpriv: Janus gets SIGKILL should this process die without cleaning up.
+        self.proc = await asyncio.create_subprocess_exec(
+            "setpriv", "--pdeathsig", "KILL", "taskset", "-c", str(self.cpu),
+            "janus", "-F", str(conf), "-o",
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+        proc = self.proc
+        self.client = JanusClient(f"http://127.0.0.1:{port}/janus", proc.pid)
+        await self.client.open(lambda: proc.returncode is None)
+        comm = _proc_comm(proc.pid)
+        if comm != "janus":  # the exec chain keeps the pid: what we measure is Janus itself
+            raise RuntimeError(f"pid {proc.pid} is {comm!r}, not janus")
+        return self.client
+
+    def log_tail(self, lines: int = 15) -> str:
+        if self._tmp is None:
+            return ""
+        path = Path(self._tmp.name) / "janus.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await self.client.close()
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        if exc and exc[0] is not None:
+            print(f"janus log (tail):\n{self.log_tail()}", file=sys.stderr)
+        if self._log is not None:
+            self._log.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+async def run_janus(
+    clip: Clip, sizes: list[int], seconds: float, cpu: int, at_socket: bool,
+    event_loops: int | None,
+) -> dict[int, dict[str, Any]]:
+    """The same publisher, subscribers and windows against Janus's VideoRoom; largest N first
+    (next to Fairwire's largest N), then fewer subscribers by closing some."""
+    results: dict[int, dict[str, Any]] = {}
+    server = JanusServer(cpu, event_loops)
+    async with server as janus:
+        idle = janus.stats()
+        await asyncio.sleep(2)
+        idle2 = janus.stats()
+        sender = Sender(clip)
+        receivers: list[Receiver] = []
+        janus.receivers = receivers
+        try:
+            await sender.connect(janus)
+            await asyncio.sleep(3)
+            base = janus.stats()
+            threads, allowed = janus.threads()
+            emit({
+                "sfu": "janus", "subscribers": 0, "version": janus.version,
+                "idle_cpu_pct": _percent((idle2["cpu"] - idle["cpu"]) / (idle2["time"] -
+                                                                         idle["time"])),
+                "publisher_only_rss_mb": round(base["rss"] / MB, 1),
+                "threads": threads, "threads_cpus_allowed": allowed,
+            })
+            for i, n in enumerate(sorted(set(sizes), reverse=True)):
+                removed = receivers[n:]
+                if removed:
+                    del receivers[n:]
+                    await close_all(r.pc for r in removed)
+                    with contextlib.suppress(Exception):
+                        await asyncio.gather(*(janus.detach(r.janus_handle) for r in removed
+                                               if r.janus_handle is not None))
+                await add_receivers(janus, receivers, n, at_socket)
+                with_video = await warm_up(receivers)
+                janus.hangups.clear()  # those of the subscribers just closed
+                result = await measure("janus", janus, sender, receivers, seconds)
+                threads, allowed = janus.threads()
+                result["receiving_video"] = with_video
+                # From the publisher alone to the largest N (later, smaller N: not measured).
+                result["rss_growth_per_sub_mb"] = (
+                    round((janus.stats()["rss"] - base["rss"]) / n / MB, 3) if i == 0 else None)
+                result["forwarded_counted_at"] = "subscriber sockets"
+                result["threads"] = threads
+                result["threads_cpus_allowed"] = allowed
+                if janus.hangups:  # during the window: peer connections that failed
+                    result["hangups"] = janus.hangups[:5]
+                results[n] = result
+                emit(result)
+        finally:
+            await close_all([sender.pc, *(r.pc for r in receivers)])
+    return results
+
+
+def compare(fairwire: dict[int, dict[str, Any]], janus: dict[int, dict[str, Any]]) -> None:
+    def ratio(key: str) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for n in sorted(set(fairwire) & set(janus), reverse=True):
+            a, b = fairwire[n].get(key), janus[n].get(key)
+            out[str(n)] = round(a / b, 3) if a is not None and b else None
+        return out
+
+    emit({"ratio": "fairwire/janus, same run", "cpu_us_per_packet": ratio("cpu_us_per_packet"),
+          "sfu_cpu_pct": ratio("sfu_cpu_pct"), "sfu_rss_mb": ratio("sfu_rss_mb")})
+
+
 async def bench(args: argparse.Namespace) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
@@ -877,8 +1323,13 @@ async def bench(args: argparse.Namespace) -> None:
     os.sched_setaffinity(0, {cpus[1]})
     sizes = [int(s) for s in args.sizes.split(",")]
     at_socket = args.count_at == "socket"
+    fairwire: dict[int, dict[str, Any]] = {}
     await run_fairwire(clip, sizes, args.seconds, cpus[0], at_socket, args.profile,
-                       args.profile_out, args.sends_per_turn)
+                       args.profile_out, args.sends_per_turn, fairwire)
+    if args.janus:
+        janus = await run_janus(clip, sizes, args.seconds, cpus[0], at_socket,
+                                args.janus_event_loops)
+        compare(fairwire, janus)
     if args.relay:
         await run_relay(clip, RELAY_SUBSCRIBERS, args.seconds, cpus[0], at_socket)
     emit({"total_s": round(time.monotonic() - started, 1)})
@@ -895,6 +1346,11 @@ def main() -> None:
     parser.add_argument("--profile", type=int, metavar="N",
                         help="record the SFU with py-spy (raw stacks) during the window at N")
     parser.add_argument("--profile-out", default="/tmp/fairwire-sfu.stacks")
+    parser.add_argument("--janus", action="store_true",
+                        help="also measure Janus 1.1.2's VideoRoom in the same run (apt-get "
+                             "installs the janus package if missing)")
+    parser.add_argument("--janus-event-loops", type=int, metavar="N",
+                        help="Janus event_loops (default: Janus's own, a thread per handle)")
     parser.add_argument("--serve", choices=("forward", "relay"), help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--sends-per-turn", type=int,
@@ -905,8 +1361,11 @@ def main() -> None:
         uvloop.run(serve(args.serve, args.cpu, args.sends_per_turn))
         return
 
+    if args.janus:
+        ensure_janus()  # before the clock starts: a one-off install
+
     async def bounded() -> None:
-        await asyncio.wait_for(bench(args), RUN_TIMEOUT)
+        await asyncio.wait_for(bench(args), JANUS_RUN_TIMEOUT if args.janus else RUN_TIMEOUT)
 
     uvloop.run(bounded())
 
