@@ -199,8 +199,9 @@ class MediaSignalling:
             await publisher.close()
         return {}
 
-    async def _subscribe(self, connection: Connection, data: Any) -> dict[str, Any]:
-        selection = _selection_from(data)
+    async def _subscribe(self, connection: Connection, data: Any,
+                         selection: Selection | None = None) -> dict[str, Any]:
+        selection = selection or _selection_from(data)
         previous: Subscriber | None = connection.data.pop("subscriber", None)
         if previous is not None:
             await previous.close()
@@ -280,7 +281,10 @@ class MediaSignalling:
         if target == "subscriber":
             if not connection.claims.can(Grant.SUBSCRIBE):
                 raise ApiError(403, "token lacks the 'subscribe' grant", "missing_grant")
-            return await self._subscribe(connection, {})
+            current: Subscriber | None = connection.data.get("subscriber")
+            # The new connection receives what the old one did.
+            return await self._subscribe(connection, {},
+                                         current.selection if current is not None else None)
         raise ValidationError("target", "publisher or subscriber")
 
     async def _close_connection_media(self, connection: Connection) -> None:

@@ -50,6 +50,8 @@
   let publishError = null; // {key, params}
   let connectionNotice = null; // i18n key
   let negotiation = Promise.resolve();
+  // The person asked to be live: after a reconnect the page goes live again by itself.
+  let wantLive = false;
   const tiles = new Map(); // identity -> {tile, video, label, unmute, stream}
 
   // -- helpers ----------------------------------------------------------------------------
@@ -283,17 +285,9 @@
         audio: true,
         video: { width: 1280, height: 720 },
       });
-      pc = new RTCPeerConnection({ iceServers });
-      fairwire.publisherPc = pc;
-      trickle(pc, "publisher");
-      for (const track of localStream.getTracks()) {
-        pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
-      }
-      await pc.setLocalDescription(await pc.createOffer());
-      await waitForGathering(pc);
-      const answer = await request("publish", { type: "offer", sdp: pc.localDescription.sdp });
-      await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+      pc = await negotiatePublisher("publish");
       fairwire.publishing = true;
+      wantLive = true;
       const preview = $("preview");
       preview.srcObject = localStream;
       preview.play().catch(() => {});
@@ -305,6 +299,43 @@
       else publishError = { key: "error.media_failed", params: { message: err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err) } };
     } finally {
       $("go-live").disabled = false;
+      renderMedia();
+    }
+  }
+
+  /** A sending connection for localStream, negotiated with `event` (publish or restart-ice). */
+  async function negotiatePublisher(event) {
+    const pc = new RTCPeerConnection({ iceServers });
+    fairwire.publisherPc = pc;
+    trickle(pc, "publisher");
+    for (const track of localStream.getTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+    }
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed" && fairwire.publisherPc === pc) restartPublisher(pc);
+    });
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForGathering(pc);
+    const payload = { type: "offer", sdp: pc.localDescription.sdp };
+    if (event === "restart-ice") payload.target = "publisher";
+    const answer = await request(event, payload);
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    return pc;
+  }
+
+  /**
+   * The network path failed (ICE): a new connection replaces the old one. Viewers keep their
+   * stream: the server moves the tracks over and asks for a keyframe.
+   */
+  async function restartPublisher(failed) {
+    if (!localStream || fairwire.state !== "joined") return;
+    try {
+      await negotiatePublisher("restart-ice");
+      failed.close();
+    } catch (err) {
+      const message = err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err);
+      publishError = { key: "error.media_failed", params: { message } };
+      stopPublishing(true);
       renderMedia();
     }
   }
@@ -336,6 +367,16 @@
     fairwire.subscriberPc = pc;
     trickle(pc, "subscriber");
     pc.addEventListener("track", onTrack);
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "failed" && fairwire.subscriberPc === pc) {
+        // A new receiving connection replaces the failed one.
+        closeSubscriber();
+        enqueue(async () => {
+          const offer = await request("restart-ice", { target: "subscriber" });
+          if (offer && offer.sdp) await answerOffer(offer);
+        });
+      }
+    });
     return pc;
   }
 
@@ -485,6 +526,7 @@
     setParticipants(ack.participants);
     render();
     if (fairwire.self && (fairwire.self.grants || []).includes("subscribe")) subscribe();
+    if (wantLive && (fairwire.self.grants || []).includes("publish")) goLive();
   }
 
   function connect() {
@@ -564,6 +606,7 @@
 
   $("go-live").addEventListener("click", goLive);
   $("stop").addEventListener("click", () => {
+    wantLive = false;
     stopPublishing(true);
     renderMedia();
   });

@@ -267,3 +267,24 @@ async def test_a_subscriber_receives_the_subset_it_asks_for(
             await asyncio.sleep(0.02)
     reply = await buyer.sio.call("update-subscription", {"kinds": ["smell"]})
     assert reply["error"]["code"] == "invalid_field"
+
+
+async def test_restarting_a_subscriber_keeps_what_it_receives(
+    server: TestServer, people: Callable[[str, Role], Participant]
+) -> None:
+    seller = people("seller", Role.EXHIBITOR)
+    buyer = people("buyer", Role.BUYER)
+    await seller.connect()
+    await buyer.connect()
+    await seller.publish()
+    await buyer.subscribe(kinds=["audio"])
+    await buyer.wait_frames("audio", 10)
+    reply = await buyer.sio.call("restart-ice", {"target": "subscriber"})
+    assert reply["type"] == "offer"
+    assert "m=audio" in reply["sdp"] and "m=video" not in reply["sdp"]
+    assert buyer.receiving is not None
+    await buyer.receiving.close()
+    buyer.receiving = None
+    await buyer._answer(reply)
+    await buyer.wait_frames("audio", 10)
+    assert server.app[SFU].stats()["subscribers"] == 1  # type: ignore[index]
