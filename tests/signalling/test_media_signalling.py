@@ -143,15 +143,15 @@ async def people(server: TestServer) -> AsyncIterator[Callable[[str, Role], Part
 
 
 async def seller_live_buyer_watching(
-    people: Callable[[str, Role], Participant],
+    people: Callable[[str, Role], Participant], **selection: Any
 ) -> tuple[Participant, Participant]:
     seller = people("seller", Role.EXHIBITOR)
     buyer = people("buyer", Role.BUYER)
     await seller.connect()
     await buyer.connect()
     await seller.publish()
-    await buyer.subscribe()
-    await buyer.wait_frames("video", 5)
+    await buyer.subscribe(**selection)
+    await buyer.wait_frames("audio" if selection.get("kinds") == ["audio"] else "video", 5)
     return seller, buyer
 
 
@@ -249,13 +249,7 @@ async def test_disconnect_frees_the_media_of_a_connection(
 async def test_a_subscriber_receives_the_subset_it_asks_for(
     server: TestServer, people: Callable[[str, Role], Participant]
 ) -> None:
-    seller = people("seller", Role.EXHIBITOR)
-    buyer = people("buyer", Role.BUYER)
-    await seller.connect()
-    await buyer.connect()
-    await seller.publish()
-    await buyer.subscribe(kinds=["audio"])  # a weak link: audio only
-    await buyer.wait_frames("audio", 20)
+    _, buyer = await seller_live_buyer_watching(people, kinds=["audio"])  # a weak link
     assert buyer.frames["video"] == 0
     assert buyer.receiving is not None
     assert [t.kind for t in buyer.receiving.getTransceivers()] == ["audio"]
@@ -272,13 +266,7 @@ async def test_a_subscriber_receives_the_subset_it_asks_for(
 async def test_restarting_a_subscriber_keeps_what_it_receives(
     server: TestServer, people: Callable[[str, Role], Participant]
 ) -> None:
-    seller = people("seller", Role.EXHIBITOR)
-    buyer = people("buyer", Role.BUYER)
-    await seller.connect()
-    await buyer.connect()
-    await seller.publish()
-    await buyer.subscribe(kinds=["audio"])
-    await buyer.wait_frames("audio", 10)
+    _, buyer = await seller_live_buyer_watching(people, kinds=["audio"])  # a weak link
     reply = await buyer.sio.call("restart-ice", {"target": "subscriber"})
     assert reply["type"] == "offer"
     assert "m=audio" in reply["sdp"] and "m=video" not in reply["sdp"]
