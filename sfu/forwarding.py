@@ -49,6 +49,7 @@ class DownTrack:
         "_initial",
         "_nack",
         "_rtx_seq",
+        "_rtx_template",
         "extension_block",
         "kind",
         "outbound",
@@ -90,7 +91,9 @@ class DownTrack:
         self._clock_rate = clock_rate
         self._initial = (initial_sequence_number, initial_timestamp)
         self._rtx_seq = initial_rtx_sequence_number
-        self._nack: NackResponder | None = None  # made on the first NACK: most never see one
+        # Made on the first NACK: most subscribers never send one.
+        self._nack: NackResponder | None = None
+        self._rtx_template: RtpHeaderTemplate | None = None
         self.outbound: OutboundStream | None = None
         self.retransmitted = 0
 
@@ -135,9 +138,10 @@ class DownTrack:
             if out_ts is None:
                 continue
             if self.rtx_payload_type is not None and self.rtx_ssrc is not None:
-                template = RtpHeaderTemplate(self.rtx_payload_type, self.rtx_ssrc,
-                                             self.extension_block)
-                packet = template.build(
+                if self._rtx_template is None:
+                    self._rtx_template = RtpHeaderTemplate(
+                        self.rtx_payload_type, self.rtx_ssrc, self.extension_block)
+                packet = self._rtx_template.build(
                     stored.marker, self._rtx_seq, out_ts, rtx_payload(out_seq, stored.payload)
                 )
                 self._rtx_seq = (self._rtx_seq + 1) & RTP_SEQ_MASK

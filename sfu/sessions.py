@@ -216,9 +216,6 @@ class Publication:
             task.cancel()
         self.receiver = None
 
-    def describe(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "codec": self.codec, "source": self.source}
-
 
 class Publisher:
     """One peer connection that sends media into a room (a browser, or a WHIP encoder)."""
@@ -335,7 +332,6 @@ class Binding:
     transceiver: RTCRtpTransceiver
     track: compat.IdleTrack
     downtrack: DownTrack | None = None
-    active: bool = True
 
 
 class Subscriber:
@@ -408,9 +404,7 @@ class Subscriber:
             if not self.pc.getTransceivers():
                 return None
             for publication, binding in list(self.bindings.items()):
-                if binding.active and (
-                    publication not in self.room.publications or not self.wants(publication)
-                ):
+                if publication not in self.room.publications or not self.wants(publication):
                     self._deactivate(binding)
                     del self.bindings[publication]
             offer = await self.pc.createOffer()
@@ -479,7 +473,7 @@ class Subscriber:
         """Start forwarding to bindings whose transport is ready; retry shortly otherwise."""
         if self._closed:
             return
-        pending = [b for b in self.bindings.values() if b.active and b.downtrack is None]
+        pending = [b for b in self.bindings.values() if b.downtrack is None]
         if not pending:
             return
         sink = self._sink
@@ -532,7 +526,6 @@ class Subscriber:
         publication.request_keyframe()
 
     def _deactivate(self, binding: Binding) -> None:
-        binding.active = False
         if binding.downtrack is not None:
             binding.publication.stream.remove(binding.downtrack)
             binding.downtrack = None
