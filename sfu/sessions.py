@@ -97,9 +97,7 @@ async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
         raise SdpError("not an SDP document (must start with v=0)")
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise SdpError(f"cannot use this SDP {kind}: {exc}") from None
-    except Exception as exc:  # aiortc raises its own InvalidStateError / InternalError
+    except Exception as exc:  # parse errors, and aiortc's InvalidStateError / InternalError
         raise SdpError(f"cannot use this SDP {kind}: {exc}") from None
 
 

@@ -23,9 +23,8 @@ import dataclasses
 import logging
 from typing import Any
 
-from rooms import Grant, Participant, Store, Track, ValidationError
+from rooms import Grant, Store, Track, ValidationError
 from sfu.sessions import Publication, Publisher, SdpError, Selection, Sfu, Subscriber
-from signalling.auth import Claims
 from signalling.errors import ApiError
 from signalling.realtime import Connection, Realtime, socket_room
 
@@ -135,31 +134,6 @@ class MediaSignalling:
             await self.realtime.update_participant(
                 room_id, dataclasses.replace(participant, tracks=tracks)
             )
-
-    # -- participants that are not socket.io connections (WHIP encoders) ------------------------
-
-    async def add_external_participant(self, claims: Claims, session_id: str, now: float
-                                       ) -> None:
-        """An encoder publishing over WHIP appears in the room like any participant."""
-        participant = Participant(
-            identity=claims.identity, name=claims.name, role=claims.role, grants=claims.grants,
-            joined_at=now, language=claims.language, node_id=self.realtime.settings.node_id,
-            session_id=session_id,
-        )
-        await self.store.put_participant(claims.room, participant)
-        await self.realtime.sio.emit("participant-joined", participant.public_dict(),
-                                     room=socket_room(claims.room))
-        await self.realtime.broadcast_participants(claims.room)
-
-    async def remove_external_participant(self, room_id: str, identity: str, session_id: str
-                                          ) -> None:
-        current = await self.store.get_participant(room_id, identity)
-        if current is None or current.session_id != session_id:
-            return
-        await self.store.remove_participant(room_id, identity)
-        await self.realtime.sio.emit("participant-left", {"identity": identity},
-                                     room=socket_room(room_id))
-        await self.realtime.broadcast_participants(room_id)
 
     # -- socket.io events ------------------------------------------------------------------------
 

@@ -161,31 +161,15 @@ class Realtime:
             raise ApiError(404, f"no room {claims.room!r}", "room_not_found")
         if room.status == RoomStatus.ENDED:
             raise ApiError(409, "this room has ended", "room_ended")
-        previous = await self.store.get_participant(room.id, claims.identity)
-        participant = Participant(
-            identity=claims.identity,
-            name=claims.name,
-            role=claims.role,
-            grants=claims.grants,
-            joined_at=time.time(),
-            language=claims.language,
-            node_id=self.settings.node_id,
-            session_id=connection.sid,
-        )
-        await self.store.put_participant(room.id, participant)
         connection.joined = True
         await self.sio.enter_room(connection.sid, socket_room(room.id))
+        participant, previous = await self.seat(claims, connection.sid)
         if previous is not None and previous.session_id != connection.sid:
             # One identity, one seat: the newest connection wins (a reload, a second tab).
             await self.sio.emit("replaced", {"reason": "joined from another connection"},
                                 to=previous.session_id)
             await self.sio.disconnect(previous.session_id)
         participants = await self.store.list_participants(room.id)
-        await self.sio.emit(
-            "participant-joined", participant.public_dict(), room=socket_room(room.id),
-            skip_sid=connection.sid,
-        )
-        await self.broadcast_participants(room.id, participants)
         return {
             "ice_servers": [{"urls": url} for url in self.settings.ice_servers],
             "room": room.to_dict(),
@@ -204,14 +188,36 @@ class Realtime:
         room_id = connection.claims.room
         connection.joined = False
         await self.sio.leave_room(connection.sid, socket_room(room_id))
-        current = await self.store.get_participant(room_id, connection.claims.identity)
-        if current is None or current.session_id != connection.sid:
-            return  # a newer connection of the same identity holds the seat
-        await self.store.remove_participant(room_id, connection.claims.identity)
-        await self.sio.emit(
-            "participant-left", {"identity": connection.claims.identity},
-            room=socket_room(room_id),
+        await self.unseat(room_id, connection.claims.identity, connection.sid)
+
+    async def seat(self, claims: Claims, session_id: str
+                   ) -> tuple[Participant, Participant | None]:
+        """Put the token's bearer in its room, held by ``session_id`` (a socket.io connection or
+        a WHIP session), and tell the room. Returns the participant and whom it replaced."""
+        previous = await self.store.get_participant(claims.room, claims.identity)
+        participant = Participant(
+            identity=claims.identity,
+            name=claims.name,
+            role=claims.role,
+            grants=claims.grants,
+            joined_at=time.time(),
+            language=claims.language,
+            node_id=self.settings.node_id,
+            session_id=session_id,
         )
+        await self.store.put_participant(claims.room, participant)
+        await self.sio.emit("participant-joined", participant.public_dict(),
+                            room=socket_room(claims.room), skip_sid=session_id)
+        await self.broadcast_participants(claims.room)
+        return participant, previous
+
+    async def unseat(self, room_id: str, identity: str, session_id: str) -> None:
+        """Take ``identity`` out of the room if ``session_id`` still holds its seat."""
+        current = await self.store.get_participant(room_id, identity)
+        if current is None or current.session_id != session_id:
+            return  # a newer connection of the same identity holds the seat
+        await self.store.remove_participant(room_id, identity)
+        await self.sio.emit("participant-left", {"identity": identity}, room=socket_room(room_id))
         await self.broadcast_participants(room_id)
 
     async def broadcast_participants(

@@ -32,7 +32,6 @@ import dataclasses
 import logging
 import re
 import secrets
-import time
 from typing import Literal
 
 from aiohttp import hdrs, web
@@ -43,7 +42,7 @@ from rooms.model import check_identity
 from sfu.sessions import Publisher, SdpError, Selection, Subscriber
 from signalling.auth import Claims, ForbiddenError, bearer_token, require
 from signalling.errors import ApiError, Handler
-from signalling.keys import MEDIA, SETTINGS, SFU, STORE, TOKENS
+from signalling.keys import MEDIA, REALTIME, SETTINGS, SFU, STORE, TOKENS
 
 log = logging.getLogger(__name__)
 
@@ -224,8 +223,7 @@ async def whip_publish(request: web.Request) -> web.Response:
     async def closed(publisher: Publisher) -> None:
         ended = sessions.discard(session_id, publisher)
         if ended is not None:
-            await media.remove_external_participant(room_id, ended.identity,
-                                                    f"whip:{session_id}")
+            await app[REALTIME].unseat(room_id, ended.identity, f"whip:{session_id}")
         sfu.forget_if_empty(room_id)
 
     publisher = sfu.room(room_id).publisher(claims.identity, on_closed=closed)
@@ -236,8 +234,8 @@ async def whip_publish(request: web.Request) -> web.Response:
                                         replacing=replacing)
         sessions.add(HttpSession(session_id, "whip", room_id, claims.identity, publisher))
         # The new participant record first, so that closing the old session leaves it alone.
-        await media.add_external_participant(claims, session_id=f"whip:{session_id}",
-                                             now=time.time())
+        # An encoder publishing over WHIP appears in the room like any participant.
+        await app[REALTIME].seat(claims, f"whip:{session_id}")
         if replacing is not None:
             await replacing.close()  # its remaining (unmatched) tracks are unpublished
         # Tracks published before the participant existed (or moved from the replaced
