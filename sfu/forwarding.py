@@ -156,7 +156,9 @@ class DownTrack:
 class OutboundStream:
     """One outgoing RTP stream and the down-tracks that receive exactly it."""
 
-    __slots__ = ("gated", "octets", "packets", "rewriter", "targets", "template", "waiting")
+    __slots__ = (
+        "failed", "gated", "octets", "packets", "rewriter", "targets", "template", "waiting",
+    )
 
     def __init__(self, template: RtpHeaderTemplate, rewriter: StreamRewriter, gated: bool
                  ) -> None:
@@ -169,6 +171,7 @@ class OutboundStream:
         self.waiting: list[DownTrack] = []
         self.packets = 0
         self.octets = 0
+        self.failed = 0  # sends that a subscriber's transport refused or raised on
 
     def add(self, downtrack: DownTrack) -> None:
         downtrack.outbound = self
@@ -210,7 +213,13 @@ class OutboundStream:
             return 0
         packet = self.template.build(marker, mapped[0], mapped[1], payload)
         for send in targets:
-            send(packet)
+            # One subscriber's failure (a closed transport, a packet too long for it) is
+            # counted and costs the others nothing: they and the publisher's ingress go on.
+            try:
+                if not send(packet):
+                    self.failed += 1
+            except Exception:
+                self.failed += 1
         self.packets += 1
         self.octets += len(payload)
         return len(targets)
@@ -267,6 +276,11 @@ class SourceStream:
     @property
     def outbound_streams(self) -> list[OutboundStream]:
         return list(self._outbound.values())
+
+    @property
+    def send_failures(self) -> int:
+        """Sends to subscribers that failed, over the outgoing streams that exist now."""
+        return sum(o.failed for o in self._outbound.values())
 
     def on_packet(
         self, ssrc: int, seq: int, ts: int, marker: bool, payload: bytes, now_ms: int

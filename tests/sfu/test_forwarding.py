@@ -203,3 +203,44 @@ def test_subscribers_of_one_stream_share_one_packet_and_join_on_keyframes() -> N
     stream.remove(first)
     stream.remove(late)
     assert len(stream.outbound_streams) == 1
+
+
+def test_packets_of_every_size_up_to_the_mtu_reach_every_subscriber_intact() -> None:
+    stream = video_stream()
+    wires = [Wire(), Wire()]
+    for index, wire in enumerate(wires):
+        stream.add(video_downtrack(wire, mid=str(index)))
+    header = 12 + 8  # fixed header + the mid extension block
+    sizes = [200, 1200, 1400, 1500]
+    for seq, size in enumerate(sizes):
+        body = bytes([seq]) * (size - header - len(VP8_KEY))
+        stream.on_packet(1, seq, 0, False, VP8_KEY + body, now_ms=seq)
+    for wire in wires:
+        assert [len(p.serialize(wire.map)) for p in wire.packets] == sizes
+        assert [p.payload[len(VP8_KEY):] for p in wire.packets] == [
+            bytes([seq]) * (size - header - len(VP8_KEY)) for seq, size in enumerate(sizes)]
+
+
+def test_a_failing_subscriber_leaves_the_others_and_the_ingress_running() -> None:
+    stream = video_stream()
+    before, after = Wire(), Wire()
+    calls = {"raising": 0, "refusing": 0}
+
+    def raising(packet: bytearray) -> bool:
+        calls["raising"] += 1
+        raise OSError("transport closed")
+
+    def refusing(packet: bytearray) -> bool:  # e.g. a packet too long for this transport
+        calls["refusing"] += 1
+        return False
+
+    stream.add(video_downtrack(before))
+    stream.add(video_downtrack(Wire(), send=raising))
+    stream.add(video_downtrack(Wire(), send=refusing))
+    stream.add(video_downtrack(after))
+    stream.on_packet(1, 1, 0, True, VP8_KEY, now_ms=0)
+    stream.on_packet(1, 2, 3000, True, VP8_DELTA, now_ms=33)
+    assert len(before.packets) == len(after.packets) == 2
+    assert calls == {"raising": 2, "refusing": 2}
+    assert stream.send_failures == 4
+    assert stream.received == 2
