@@ -267,17 +267,19 @@ class Track:
 
     id: str
     kind: str  # "audio" | "video"
-    codec: str = ""
+    codec: str = ""  # "VP8", "H264", "opus"
     source: str = "camera"  # camera | microphone | screen | encoder
+    profile: str = ""  # H.264: "constrained-baseline", "baseline", "main", "high", ...
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "codec": self.codec, "source": self.source}
+        return {"id": self.id, "kind": self.kind, "codec": self.codec, "profile": self.profile,
+                "source": self.source}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Track:
         return cls(
             id=data["id"], kind=data["kind"], codec=data.get("codec", ""),
-            source=data.get("source", "camera"),
+            source=data.get("source", "camera"), profile=data.get("profile", ""),
         )
 
 

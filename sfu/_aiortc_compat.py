@@ -22,6 +22,16 @@ What is used, and why:
 - ``RTCDtlsTransport._tx_srtp``/``_state``, pylibsrtp ``Session._srtp``/``_cdata``/``_buffer``
   and aioice ``Connection._nominated``: protect and send a packet synchronously on the selected
   candidate pair, with no await and no allocation but the datagram per subscriber.
+- ``RTCPeerConnection.__certificates`` and ``RTCCertificate._create_ssl_context``: aiortc's DTLS
+  offers only ECDHE-ECDSA cipher suites, so a peer acting as DTLS server with an RSA
+  certificate (GStreamer's default) fails the handshake; our certificate offers RSA suites too.
+- ``RTCPeerConnection.__createDtlsTransport`` and ``RTCDtlsTransport._setup_srtp``/``_rx_srtp``:
+  pylibsrtp's sessions hold 1500 bytes with 144 kept for the trailer, so RTP packets over
+  ~1356 bytes (x264's default 1400-byte MTU) cannot be sent, and a received datagram over
+  1500 bytes raises ``ValueError``, which closes the DTLS transport and ends the publisher.
+- ``aiortc.codecs.CODECS``: aiortc answers H.264 only in Constrained Baseline and Baseline
+  (packetization mode 1), the profiles its encoder makes; a forwarding SFU decodes nothing
+  and can take every profile browsers decode.
 """
 
 from __future__ import annotations
@@ -33,9 +43,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiortc
-from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
+import aiortc.codecs
+import aiortc.rtcpeerconnection
+import pylibsrtp
+from aiortc import (
+    RTCConfiguration,
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+)
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint
 from aiortc.rtcdtlstransport import State as DtlsState
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
@@ -46,11 +68,40 @@ from aiortc.rtp import (
     RtpPacket,
     unwrap_rtx,
 )
+from aiortc.sdp import SessionDescription
+from OpenSSL import SSL
 from pylibsrtp import SRTP_MAX_TRAILER_LEN
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
+from sfu.codecs import CodecFormat
+from sfu.rtp import RTX_OSN_SIZE
+
 PINNED_AIORTC = "1.16.0"
+
+# The largest RTP packet taken in and sent out: one that fills a 1500-byte Ethernet MTU.
+# A buffer also holds SRTP's trailer (RFC 3711 §3.1) and the original sequence number that
+# RTX puts in front of a retransmitted payload (RFC 4588 §4).
+MAX_RTP_PACKET_BYTES = 1500
+SRTP_BUFFER_BYTES = MAX_RTP_PACKET_BYTES + RTX_OSN_SIZE + SRTP_MAX_TRAILER_LEN
+
+# TLS 1.2 cipher suites for DTLS (RFC 8827 §6.5: peers' self-signed certificates are ECDSA or
+# RSA). The suite's key type is the DTLS *server's*: as server with our ECDSA P-256
+# certificate OpenSSL picks an ECDSA suite; as client we must also offer RSA suites for peers
+# whose certificate is RSA. Forward secrecy (ECDHE) and AEAD first, as aiortc orders its own.
+DTLS_CIPHER_SUITES = b":".join((
+    b"ECDHE-ECDSA-AES128-GCM-SHA256", b"ECDHE-RSA-AES128-GCM-SHA256",
+    b"ECDHE-ECDSA-AES256-GCM-SHA384", b"ECDHE-RSA-AES256-GCM-SHA384",
+    b"ECDHE-ECDSA-CHACHA20-POLY1305", b"ECDHE-RSA-CHACHA20-POLY1305",
+    b"ECDHE-ECDSA-AES128-SHA", b"ECDHE-RSA-AES128-SHA",
+    b"ECDHE-ECDSA-AES256-SHA", b"ECDHE-RSA-AES256-SHA",
+))
+
+# H.264 formats received and forwarded besides aiortc's own (Constrained Baseline and
+# Baseline in packetization mode 1): every profile browsers decode, both packetization modes
+# (RFC 6184 §6.2, §6.3). The level here is only what our offers to subscribers say; the
+# answer to a publisher repeats the level it offered (see :func:`keep_first_codec`).
+FORWARDED_H264_PROFILE_LEVEL_IDS = ("42e01f", "42001f", "4d001f", "64001f", "640c1f", "f4001f")
 
 _srtp_protect = _srtp_lib.srtp_protect
 
@@ -105,11 +156,166 @@ def check_internals() -> list[str]:
         if name not in srtp_init:
             missing.append(f"pylibsrtp.Session.{name}")
     need(_srtp_lib, "srtp_protect")
+    need(RTCCertificate, "_create_ssl_context")
+    for name in ("_key", "_cert"):
+        if name not in RTCCertificate.__init__.__code__.co_names:
+            missing.append(f"RTCCertificate.{name}")
+    if "_RTCPeerConnection__certificates" not in RTCPeerConnection.__init__.__code__.co_names:
+        missing.append("RTCPeerConnection.__certificates")
+    need(RTCPeerConnection, "_RTCPeerConnection__createDtlsTransport")
+    need(RTCDtlsTransport, "_setup_srtp")
+    for name in ("_rx_srtp", "_tx_srtp"):
+        if name not in RTCDtlsTransport._setup_srtp.__code__.co_names:
+            missing.append(f"RTCDtlsTransport._setup_srtp sets {name}")
+    if "_rx_srtp" not in RTCDtlsTransport._recv_next.__code__.co_names:
+        missing.append("RTCDtlsTransport._recv_next reads _rx_srtp")
+    need(aiortc.rtcpeerconnection, "is_codec_compatible")
+    if getattr(aiortc.rtcpeerconnection, "CODECS", None) is not aiortc.codecs.CODECS:
+        missing.append("aiortc.rtcpeerconnection.CODECS is aiortc.codecs.CODECS")
     return missing
 
 
 def aiortc_version() -> str:
     return str(aiortc.__version__)
+
+
+# -- peer connections: DTLS and SRTP ------------------------------------------------------------
+
+
+class ForwardingCertificate(RTCCertificate):
+    """aiortc's ECDSA P-256 certificate, with a DTLS context that talks to RSA peers too,
+    announced by one SHA-256 fingerprint, as browsers announce theirs.
+
+    aiortc writes sha-256, sha-384 and sha-512 lines (RFC 8122 §5 allows several).
+    libdatachannel (OBS's WebRTC stack) keeps only the last one it reads, yet may check the
+    certificate against a SHA-256 digest when DTLS starts before the answer is applied (our
+    ICE checks reach it first): it then refuses the handshake with "unknown CA".
+    """
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
+        return [f for f in super().getFingerprints() if f.algorithm == "sha-256"]
+
+    def _create_ssl_context(self, srtp_profiles: list[Any]) -> SSL.Context:
+        context: SSL.Context = super()._create_ssl_context(srtp_profiles)
+        context.set_cipher_list(DTLS_CIPHER_SUITES)
+        return context
+
+
+class _BoundedUnprotect:
+    """The receiving SRTP session, refusing datagrams larger than its buffer.
+
+    pylibsrtp raises ``ValueError`` for those, which aiortc does not catch: its receive loop
+    dies and the DTLS transport closes. ``pylibsrtp.Error`` is what aiortc drops and goes on.
+    """
+
+    __slots__ = ("_session", "_unprotect", "_unprotect_rtcp", "oversized")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self._session = session
+        self._unprotect = session.unprotect
+        self._unprotect_rtcp = session.unprotect_rtcp
+        self.oversized = 0
+
+    def unprotect(self, data: bytes) -> bytes:
+        if len(data) > SRTP_BUFFER_BYTES:
+            self.oversized += 1
+            raise pylibsrtp.Error("SRTP packet larger than the MTU")
+        result: bytes = self._unprotect(data)
+        return result
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        if len(data) > SRTP_BUFFER_BYTES:
+            self.oversized += 1
+            raise pylibsrtp.Error("SRTCP packet larger than the MTU")
+        result: bytes = self._unprotect_rtcp(data)
+        return result
+
+
+def _widen_srtp_buffer(session: pylibsrtp.Session) -> None:
+    session._cdata = _srtp_ffi.new("char[]", SRTP_BUFFER_BYTES)
+    session._buffer = _srtp_ffi.buffer(session._cdata)
+
+
+def _allow_full_mtu(dtls: RTCDtlsTransport) -> None:
+    setup_srtp = dtls._setup_srtp
+
+    def setup_full_mtu_srtp() -> None:
+        setup_srtp()
+        # Runs before the state turns CONNECTED and the receive loop starts: no packet has
+        # gone through the narrow buffers.
+        if dtls._tx_srtp is not None and dtls._rx_srtp is not None:
+            _widen_srtp_buffer(dtls._tx_srtp)
+            _widen_srtp_buffer(dtls._rx_srtp)
+            dtls._rx_srtp = _BoundedUnprotect(dtls._rx_srtp)  # type: ignore[assignment]
+
+    dtls._setup_srtp = setup_full_mtu_srtp  # type: ignore[method-assign]
+
+
+def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
+    """An aiortc peer connection whose DTLS takes RSA and ECDSA peers, in either role, and
+    whose SRTP carries packets up to :data:`MAX_RTP_PACKET_BYTES`."""
+    pc = RTCPeerConnection(configuration)
+    pc._RTCPeerConnection__certificates = [  # type: ignore[attr-defined]
+        ForwardingCertificate.generateCertificate()
+    ]
+    create_dtls_transport = pc._RTCPeerConnection__createDtlsTransport  # type: ignore[attr-defined]
+
+    def create_full_mtu_dtls_transport() -> RTCDtlsTransport:
+        dtls: RTCDtlsTransport = create_dtls_transport()
+        _allow_full_mtu(dtls)
+        return dtls
+
+    pc._RTCPeerConnection__createDtlsTransport = (  # type: ignore[attr-defined]
+        create_full_mtu_dtls_transport
+    )
+    return pc
+
+
+def oversized_packets_dropped(pc: RTCPeerConnection) -> int:
+    """Datagrams this connection received that were larger than the MTU (and dropped)."""
+    total = 0
+    for transceiver in pc.getTransceivers():
+        session = getattr(transceiver.receiver.transport, "_rx_srtp", None)
+        if isinstance(session, _BoundedUnprotect):
+            total += session.oversized
+            break  # BUNDLE: every transceiver shares the one transport
+    return total
+
+
+# -- codecs -------------------------------------------------------------------------------------
+
+
+def register_forwarded_codecs() -> None:
+    """Let aiortc negotiate every H.264 format in :data:`FORWARDED_H264_PROFILE_LEVEL_IDS`.
+
+    aiortc keeps its codecs in one process-wide table, which both answers and offers read;
+    this appends to it once (calling again changes nothing). aiortc's own entries stay first,
+    so its encoder-backed peers (tests, tools) keep offering what that encoder makes.
+    """
+    video: list[RTCRtpCodecParameters] = aiortc.codecs.CODECS["video"]
+    known = {CodecFormat.of(c.mimeType, c.parameters) for c in video if not _is_rtx(c)}
+    used = {c.payloadType for kind in aiortc.codecs.CODECS.values() for c in kind}
+    free = (pt for pt in range(96, 128) if pt not in used)  # RFC 3551 §3: dynamic types
+    template = next(c for c in video if c.mimeType.lower() == "video/h264")
+    for mode in ("1", "0"):
+        for profile_level_id in FORWARDED_H264_PROFILE_LEVEL_IDS:
+            parameters: dict[str, int | str | None] = {
+                "level-asymmetry-allowed": "1", "packetization-mode": mode,
+                "profile-level-id": profile_level_id}
+            if CodecFormat.of("video/H264", parameters) in known:
+                continue
+            payload_type, rtx_payload_type = next(free), next(free)
+            video.append(RTCRtpCodecParameters(
+                mimeType="video/H264", clockRate=90000, payloadType=payload_type,
+                rtcpFeedback=[RTCRtcpFeedback(type=f.type, parameter=f.parameter)
+                              for f in template.rtcpFeedback],
+                parameters=parameters,
+            ))
+            video.append(RTCRtpCodecParameters(
+                mimeType="video/rtx", clockRate=90000, payloadType=rtx_payload_type,
+                parameters={"apt": payload_type},
+            ))
+            known.add(CodecFormat.of("video/H264", parameters))
 
 
 # -- publisher side -----------------------------------------------------------------------------
@@ -375,13 +581,17 @@ class NegotiatedCodec:
     parameters: dict[str, Any]
     payload_type: int
     rtx_payload_type: int | None
+    format: CodecFormat
 
 
 def _is_rtx(codec: Any) -> bool:
     return str(codec.mimeType).lower().endswith("/rtx")
 
 
-def _restrict(transceiver: RTCRtpTransceiver, primary: Any) -> NegotiatedCodec:
+def _restrict(transceiver: RTCRtpTransceiver, primary: Any) -> NegotiatedCodec | None:
+    codec_format = CodecFormat.of(primary.mimeType, primary.parameters)
+    if codec_format is None:
+        return None
     codecs = transceiver._codecs
     rtx = next(
         (c for c in codecs if _is_rtx(c) and c.parameters.get("apt") == primary.payloadType),
@@ -394,43 +604,74 @@ def _restrict(transceiver: RTCRtpTransceiver, primary: Any) -> NegotiatedCodec:
         parameters=dict(primary.parameters),
         payload_type=primary.payloadType,
         rtx_payload_type=None if rtx is None else rtx.payloadType,
+        format=codec_format,
     )
 
 
-def keep_first_codec(transceiver: RTCRtpTransceiver) -> NegotiatedCodec | None:
+def _offered_parameters(pc: RTCPeerConnection, mid: str | None, payload_type: int
+                        ) -> dict[str, Any]:
+    description = pc.remoteDescription
+    if description is None:
+        return {}
+    for media in SessionDescription.parse(description.sdp).media:
+        if media.rtp.muxId == mid:
+            for codec in media.rtp.codecs:
+                if codec.payloadType == payload_type:
+                    return dict(codec.parameters)
+    return {}
+
+
+def keep_first_codec(pc: RTCPeerConnection, transceiver: RTCRtpTransceiver
+                     ) -> NegotiatedCodec | None:
     """Answering a publisher: accept only its preferred codec (and its RTX), so that every
-    packet of the track has one payload type and subscribers can be offered exactly that."""
+    packet of the track has one payload type and subscribers can be offered exactly that.
+
+    aiortc answers with its own fmtp; for H.264 the answer repeats the offered
+    profile-level-id, so an encoder is never told to stay below the level it offered
+    (RFC 6184 §8.2.2: with level-asymmetry-allowed the answer's level is what we receive).
+    """
     primary = next((c for c in getattr(transceiver, "_codecs", []) if not _is_rtx(c)), None)
-    return None if primary is None else _restrict(transceiver, primary)
-
-
-def keep_codec(transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, Any]) -> bool:
-    """Answering a player: keep only the publication's codec; False if the offer lacks it."""
-    primary = next(
-        (c for c in getattr(transceiver, "_codecs", [])
-         if not _is_rtx(c) and c.mimeType.lower() == mime_type.lower()
-         and dict(c.parameters) == parameters),
-        None,
-    )
     if primary is None:
-        return False
-    _restrict(transceiver, primary)
-    return True
+        return None
+    if primary.mimeType.lower() == "video/h264":
+        offered = _offered_parameters(pc, transceiver.mid, primary.payloadType)
+        profile_level_id = offered.get("profile-level-id")
+        if isinstance(profile_level_id, str):
+            primary.parameters["profile-level-id"] = profile_level_id.lower()
+    return _restrict(transceiver, primary)
 
 
-def prefer_codec(
-    transceiver: RTCRtpTransceiver, mime_type: str, parameters: dict[str, Any]
-) -> None:
-    """Offering to a subscriber: offer only the publication's codec (and RTX)."""
+def can_forward(kind: str, codec: RTCRtpCodecParameters) -> bool:
+    """Whether an offered codec is one this node negotiates (after
+    :func:`register_forwarded_codecs`), as aiortc decides it."""
+    return any(aiortc.rtcpeerconnection.is_codec_compatible(local, codec)
+               for local in aiortc.codecs.CODECS.get(kind, []))
+
+
+def keep_codec(transceiver: RTCRtpTransceiver, codec_format: CodecFormat) -> bool:
+    """Answering a player: keep the first format of the publication's
+    :meth:`~sfu.codecs.CodecFormat.receivable_as` that the offer has; False if none."""
+    offered = [c for c in getattr(transceiver, "_codecs", []) if not _is_rtx(c)]
+    for receivable in codec_format.receivable_as():
+        primary = next((c for c in offered if receivable.matches(c.mimeType, c.parameters)),
+                       None)
+        if primary is not None:
+            return _restrict(transceiver, primary) is not None
+    return False
+
+
+def prefer_codec(transceiver: RTCRtpTransceiver, codec_format: CodecFormat) -> None:
+    """Offering to a subscriber: the publication's format first, then the others its
+    receivers decode it as (so a browser that lists only a wider profile still takes it)."""
     capabilities = RTCRtpSender.getCapabilities(transceiver.kind).codecs
     chosen = [
-        c for c in capabilities
-        if (c.mimeType.lower() == mime_type.lower() and dict(c.parameters) == parameters)
-        or _is_rtx(c)
+        next(c for c in capabilities if not _is_rtx(c) and f.matches(c.mimeType, c.parameters))
+        for f in codec_format.receivable_as()
+        if any(not _is_rtx(c) and f.matches(c.mimeType, c.parameters) for c in capabilities)
     ]
-    if not any(not _is_rtx(c) for c in chosen):
-        raise ValueError(f"{mime_type} is not a codec this server can send")
-    transceiver.setCodecPreferences(chosen)
+    if not chosen or not codec_format.matches(chosen[0].mimeType, chosen[0].parameters):
+        raise ValueError(f"{codec_format} is not a codec this server can send")
+    transceiver.setCodecPreferences([*chosen, *(c for c in capabilities if _is_rtx(c))])
 
 
 def add_ice_candidate(pc: Any, candidate: Any) -> Awaitable[None]:

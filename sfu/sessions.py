@@ -13,6 +13,7 @@ import logging
 import random
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from sfu import _aiortc_compat as compat
+from sfu.codecs import H264Profile
 from sfu.forwarding import MID_EXTENSION_URI, DownTrack, SourceStream
 
 log = logging.getLogger(__name__)
@@ -101,22 +103,46 @@ async def _set_remote(pc: RTCPeerConnection, sdp: str, kind: str) -> None:
         raise SdpError(f"cannot use this SDP {kind}: {exc}") from None
 
 
+FORWARDED_CODECS = (
+    "VP8 or H.264 (" + ", ".join(p.value for p in H264Profile)
+    + "; packetization-mode 0 or 1) video and Opus audio"
+)
+
+
+def _unsupported_codecs(offer_sdp: str) -> str:
+    """The offered codecs of every m-section none of whose codecs can be forwarded."""
+    try:
+        media = SessionDescription.parse(offer_sdp).media
+    except Exception:  # unparseable: the caller's error says so
+        return ""
+    described = []
+    for section in media:
+        if section.kind not in ("audio", "video"):
+            continue
+        codecs = [c for c in section.rtp.codecs if not c.mimeType.lower().endswith("/rtx")]
+        if codecs and not any(compat.can_forward(section.kind, c) for c in codecs):
+            described.append(f"{section.kind}: " + ", ".join(
+                c.mimeType.split("/", 1)[-1] + "".join(
+                    f" {k}={v}" for k, v in c.parameters.items() if k == "profile-level-id")
+                for c in codecs))
+    return "; ".join(described)
+
+
 class Publication:
     """A published track: its source stream and where its packets come from."""
 
     def __init__(
         self, room: SfuRoom, publisher: Publisher, kind: str, source: str, settings: MediaSettings,
-        mime_type: str, clock_rate: int, codec_parameters: dict[str, Any],
+        codec: compat.NegotiatedCodec,
     ) -> None:
         self.id = _new_id()
         self.room = room
         self.publisher = publisher
         self.kind = kind
         self.source = source
-        self.mime_type = mime_type
-        self.codec_parameters = codec_parameters
+        self.format = codec.format
         self.stream = SourceStream(
-            kind=kind, mime_type=mime_type, clock_rate=clock_rate,
+            kind=kind, mime_type=codec.mime_type, clock_rate=codec.clock_rate,
             history_size=settings.history_size, history_max_age_ms=settings.history_max_age_ms,
             pli_interval_ms=settings.pli_interval_ms,
         )
@@ -135,8 +161,16 @@ class Publication:
         return self.publisher.identity
 
     @property
+    def mime_type(self) -> str:
+        return self.format.mime_type
+
+    @property
     def codec(self) -> str:
-        return self.mime_type.split("/", 1)[-1]
+        return self.format.codec
+
+    @property
+    def profile(self) -> str:
+        return self.format.profile_name
 
     def bind(self, receiver: RTCRtpReceiver, payload_type: int, rtx_payload_type: int | None
              ) -> None:
@@ -226,7 +260,7 @@ class Publisher:
         self.room = room
         self.identity = identity
         self.publications: dict[RTCRtpTransceiver, Publication] = {}
-        self.pc = RTCPeerConnection(room.sfu.settings.rtc_configuration())
+        self.pc = compat.new_peer_connection(room.sfu.settings.rtc_configuration())
         self._on_closed = on_closed
         self._closed = False
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -241,7 +275,15 @@ class Publisher:
                      replacing: Publisher | None = None) -> str:
         """Apply the publisher's offer and return our answer (complete with candidates)."""
         pc = self.pc
-        await _set_remote(pc, offer_sdp, "offer")
+        try:
+            await _set_remote(pc, offer_sdp, "offer")
+        except SdpError as exc:
+            unsupported = _unsupported_codecs(offer_sdp)
+            if unsupported:
+                raise SdpError(
+                    f"no codec of the offer can be forwarded ({unsupported}); this server "
+                    f"takes {FORWARDED_CODECS}") from None
+            raise exc from None
         new: list[Publication] = []
         reusable = list(replacing.publications.values()) if replacing else []
         index = 0
@@ -250,7 +292,7 @@ class Publisher:
                 continue
             if transceiver.direction not in ("recvonly", "sendrecv"):
                 continue
-            negotiated = compat.keep_first_codec(transceiver)
+            negotiated = compat.keep_first_codec(pc, transceiver)
             if negotiated is None:
                 continue
             transceiver.direction = "recvonly"
@@ -259,8 +301,7 @@ class Publisher:
             index += 1
             publication = next(
                 (p for p in reusable if p.kind == transceiver.kind
-                 and p.mime_type.lower() == negotiated.mime_type.lower()
-                 and p.codec_parameters == negotiated.parameters),
+                 and p.format == negotiated.format),
                 None,
             )
             if publication is not None:
@@ -274,7 +315,7 @@ class Publisher:
             else:
                 publication = Publication(
                     self.room, self, transceiver.kind, source, self.room.sfu.settings,
-                    negotiated.mime_type, negotiated.clock_rate, negotiated.parameters,
+                    negotiated,
                 )
                 new.append(publication)
             publication.bind(transceiver.receiver, negotiated.payload_type,
@@ -348,7 +389,7 @@ class Subscriber:
         self.room = room
         self.identity = identity
         self.selection = selection or Selection()
-        self.pc = RTCPeerConnection(room.sfu.settings.rtc_configuration())
+        self.pc = compat.new_peer_connection(room.sfu.settings.rtc_configuration())
         self.bindings: dict[Publication, Binding] = {}
         self._sink: compat.SrtpSink | None = None
         self._on_negotiation_needed = on_negotiation_needed
@@ -416,7 +457,7 @@ class Subscriber:
         compat.set_sender_ssrcs(transceiver, publication.outbound_ssrc,
                                 publication.outbound_rtx_ssrc)
         compat.set_stream_id(transceiver.sender, publication.identity)
-        compat.prefer_codec(transceiver, publication.mime_type, publication.codec_parameters)
+        compat.prefer_codec(transceiver, publication.format)
         binding = Binding(publication, transceiver, track)
         self.bindings[publication] = binding
         return binding
@@ -445,10 +486,9 @@ class Subscriber:
                 if publication is None or transceiver.mid not in receiving:
                     transceiver.direction = "inactive"
                     continue
-                if not compat.keep_codec(transceiver, publication.mime_type,
-                                         publication.codec_parameters):
+                if not compat.keep_codec(transceiver, publication.format):
                     raise SdpError(
-                        f"the offer does not accept {publication.mime_type}, "
+                        f"the offer does not accept {publication.format}, "
                         f"the codec this {publication.kind} track is published in"
                     )
                 available.remove(publication)
@@ -684,6 +724,9 @@ class Sfu:
     rooms: dict[str, SfuRoom] = field(default_factory=dict)
     _report_task: asyncio.Task[None] | None = None
 
+    def __post_init__(self) -> None:
+        compat.register_forwarded_codecs()
+
     def room(self, room_id: str) -> SfuRoom:
         room = self.rooms.get(room_id)
         if room is None:
@@ -727,7 +770,13 @@ class Sfu:
             "publications": len(publications),
             "downtracks": sum(len(p.stream.downtracks) for p in publications),
             "packets_received": sum(p.stream.received for p in publications),
+            "send_failures": sum(p.stream.send_failures for p in publications),
         }
+
+    def published_formats(self) -> Counter[tuple[str, str, str]]:
+        """Tracks published on this node by (kind, codec, profile)."""
+        return Counter((p.kind, p.codec, p.profile)
+                       for room in self.rooms.values() for p in room.publications)
 
     async def close(self) -> None:
         compat.cancel_quietly(self._report_task)

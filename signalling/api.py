@@ -37,7 +37,8 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
-    await registry.refresh(request.app[STORE], request.app[SFU].stats())
+    sfu = request.app[SFU]
+    await registry.refresh(request.app[STORE], sfu.stats(), sfu.published_formats())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

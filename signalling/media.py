@@ -83,7 +83,7 @@ def _selection_from(data: Any) -> Selection:
 
 def track_of(publication: Publication) -> Track:
     return Track(id=publication.id, kind=publication.kind, codec=publication.codec,
-                 source=publication.source)
+                 profile=publication.profile, source=publication.source)
 
 
 class MediaSignalling:

@@ -54,15 +54,36 @@ class Metrics:
             "RTP packets received from publishers of the tracks published now",
             registry=self.registry,
         )
+        self.media_send_failures = Gauge(
+            "fairwire_media_send_failures",
+            "Forwarded packets a subscriber's transport refused (closed, or too long), over the "
+            "tracks published now",
+            registry=self.registry,
+        )
+        self.published_tracks = Gauge(
+            "fairwire_published_tracks",
+            "Tracks published on this node, by kind, codec and (H.264) profile",
+            ["kind", "codec", "profile"],
+            registry=self.registry,
+        )
 
-    async def refresh(self, store: Store, media: Mapping[str, int] | None = None) -> None:
+    async def refresh(
+        self, store: Store, media: Mapping[str, int] | None = None,
+        formats: Mapping[tuple[str, str, str], int] | None = None,
+    ) -> None:
         """Recompute the state gauges (at scrape time, not per change or per packet)."""
         if media is not None:
             for what, value in media.items():
                 if what == "packets_received":
                     self.media_packets_received.set(value)
+                elif what == "send_failures":
+                    self.media_send_failures.set(value)
                 else:
                     self.media.labels(what).set(value)
+        if formats is not None:
+            self.published_tracks.clear()  # formats no longer published drop out
+            for (kind, codec, profile), count in formats.items():
+                self.published_tracks.labels(kind, codec, profile).set(count)
         rooms = await store.list_rooms()
         room_counts = Tally((room.kind, room.status) for room in rooms)
         for kind in RoomKind:

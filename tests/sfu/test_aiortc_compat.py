@@ -1,10 +1,21 @@
 """Fails loudly when the pinned aiortc release changes the internals the SFU relies on."""
 
 import asyncio
+import datetime
+import re
 
-from aiortc import RTCPeerConnection
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
 
 from sfu import _aiortc_compat as compat
+from sfu.codecs import CodecFormat, H264Profile
+from sfu.rtp import RtpHeaderTemplate
 
 
 def test_aiortc_is_the_pinned_release() -> None:
@@ -22,7 +33,7 @@ async def test_negotiated_stream_and_sender_report_fields_on_a_real_transceiver(
     try:
         track = compat.IdleTrack("video", "track-1")
         transceiver = pc.addTransceiver(track, direction="sendonly")
-        compat.prefer_codec(transceiver, "video/VP8", {})
+        compat.prefer_codec(transceiver, CodecFormat("video/VP8"))
         compat.set_stream_id(transceiver.sender, "alice")
         await pc.setLocalDescription(await pc.createOffer())
         sdp = pc.localDescription.sdp
@@ -63,3 +74,156 @@ async def test_srtp_sink_drops_until_the_transport_is_connected() -> None:
         assert sink.send(bytearray(b"\x80" + bytes(30))) is False
     finally:
         await pc.close()
+
+
+# -- DTLS with every certificate type peers use (RFC 8827 §6.5) --------------------------------
+
+
+def _peer_context(key_type: str) -> SSL.Context:
+    """A DTLS endpoint as GStreamer, FFmpeg or a browser makes one: its own self-signed
+    certificate (RSA or ECDSA), SRTP keying (RFC 5764), any certificate accepted (the
+    fingerprint in the SDP is what authenticates)."""
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    if key_type.startswith("rsa"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    else:
+        key = ec.generate_private_key(ec.SECP384R1() if key_type == "ecdsa-p384"
+                                      else ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "peer")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    context = SSL.Context(SSL.DTLS_METHOD)
+    context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *_: True)
+    context.use_certificate(certificate)
+    context.use_privatekey(key)
+    context.set_tlsext_use_srtp(b"SRTP_AES128_CM_SHA1_80")
+    return context
+
+
+def _handshake(client: SSL.Connection, server: SSL.Connection) -> None:
+    """Run a DTLS handshake over memory BIOs; raises SSL.Error when it fails."""
+    client.set_connect_state()
+    server.set_accept_state()
+    done = {client: False, server: False}
+    for _ in range(20):
+        for this, other in ((client, server), (server, client)):
+            if not done[this]:
+                try:
+                    this.do_handshake()
+                    done[this] = True
+                except SSL.WantReadError:
+                    pass
+            try:
+                while True:
+                    other.bio_write(this.bio_read(65536))
+            except SSL.WantReadError:
+                pass
+        if all(done.values()):
+            return
+    raise AssertionError("the DTLS handshake did not finish")
+
+
+@pytest.mark.parametrize("peer_key", ["rsa2048", "rsa4096", "ecdsa-p256", "ecdsa-p384"])
+@pytest.mark.parametrize("our_role", ["client", "server"])
+def test_dtls_handshakes_with_rsa_and_ecdsa_peers_in_both_roles(
+    peer_key: str, our_role: str
+) -> None:
+    ours = SSL.Connection(compat.ForwardingCertificate.generateCertificate()._create_ssl_context(
+        srtp_profiles=SRTP_PROFILES), None)
+    peer = SSL.Connection(_peer_context(peer_key), None)
+    if our_role == "client":  # we answered an actpass offer with a=setup:active
+        _handshake(ours, peer)
+    else:  # the offer said a=setup:active
+        _handshake(peer, ours)
+    assert ours.get_selected_srtp_profile() == b"SRTP_AES128_CM_SHA1_80"
+    assert ours.get_peer_certificate() is not None
+
+
+def test_aiortc_alone_fails_an_rsa_dtls_server() -> None:
+    """What ForwardingCertificate is for: stock aiortc offers only ECDHE-ECDSA suites."""
+    stock = SSL.Connection(RTCCertificate.generateCertificate()._create_ssl_context(
+        srtp_profiles=SRTP_PROFILES), None)
+    with pytest.raises(SSL.Error):
+        _handshake(stock, SSL.Connection(_peer_context("rsa2048"), None))
+
+
+# -- packets of every size up to the MTU --------------------------------------------------------
+
+
+async def _connected_pair() -> tuple[RTCPeerConnection, RTCPeerConnection, RTCRtpTransceiver]:
+    sender = compat.new_peer_connection(RTCConfiguration())
+    receiver = compat.new_peer_connection(RTCConfiguration())
+    transceiver = sender.addTransceiver(compat.IdleTrack("video", "t"), direction="sendonly")
+    compat.prefer_codec(transceiver, CodecFormat("video/VP8"))
+    await sender.setLocalDescription(await sender.createOffer())
+    await receiver.setRemoteDescription(sender.localDescription)
+    await receiver.setLocalDescription(await receiver.createAnswer())
+    await sender.setRemoteDescription(receiver.localDescription)
+    async with asyncio.timeout(10):
+        while "connected" not in (sender.connectionState, receiver.connectionState) or (
+            sender.connectionState != receiver.connectionState
+        ):
+            await asyncio.sleep(0.02)
+    return sender, receiver, transceiver
+
+
+async def test_packets_up_to_the_mtu_are_protected_sent_and_received_intact() -> None:
+    sender, receiver, transceiver = await _connected_pair()
+    try:
+        # One SHA-256 fingerprint per section, as browsers write it (libdatachannel, OBS's
+        # WebRTC stack, keeps only the last one it reads and may check with SHA-256).
+        fingerprints = re.findall(r"a=fingerprint:(\S+)", sender.localDescription.sdp)
+        assert fingerprints == ["sha-256"]
+        stream = compat.negotiated_stream(transceiver)
+        assert stream is not None
+        arrived: dict[int, bytes] = {}
+        remote = receiver.getTransceivers()[0].receiver
+        compat.install_ingress_hook(
+            remote, lambda packet, _ms: arrived.__setitem__(packet.sequence_number,
+                                                            packet.payload),
+            lambda *_: None)
+        sink = compat.SrtpSink(transceiver.sender.transport)
+        assert sink.ready
+        template = RtpHeaderTemplate(stream.payload_type, stream.ssrc)
+        sizes = [200, 1200, 1400, 1500]
+        payloads = {}
+        for seq, size in enumerate(sizes, start=1):
+            payload = bytes([seq]) * (size - template.header_size)
+            packet = template.build(False, seq, seq * 3000, payload)
+            assert len(packet) == size
+            assert sink.send(packet)
+            payloads[seq] = payload
+        too_long = template.build(False, 9, 27000, bytes(compat.MAX_RTP_PACKET_BYTES + 100))
+        assert not sink.send(too_long)  # refused, not sent
+        # A datagram larger than any MTU sent straight at the receiver is dropped there,
+        # and its transport goes on (pylibsrtp alone raises and closes it).
+        pair = transceiver.sender.transport.transport._connection._nominated[1]
+        pair.protocol.transport.sendto(b"\x80" + bytes(2000), pair.remote_addr)
+        await asyncio.sleep(0.1)
+        later = template.build(True, 5, 15000, b"after")
+        assert sink.send(later)
+        async with asyncio.timeout(5):
+            while len(arrived) < 5:
+                await asyncio.sleep(0.02)
+        assert arrived == payloads | {5: b"after"}
+        assert compat.oversized_packets_dropped(receiver) == 1
+        assert receiver.connectionState == "connected"
+    finally:
+        await sender.close()
+        await receiver.close()
+
+
+def test_forwarded_h264_formats_are_negotiable() -> None:
+    compat.register_forwarded_codecs()
+    compat.register_forwarded_codecs()  # twice changes nothing
+    codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs
+              if c.mimeType == "video/H264"]
+    formats = [CodecFormat.of(c.mimeType, c.parameters) for c in codecs]
+    assert len(formats) == len(set(formats)) == 12  # 6 profiles x 2 packetization modes
+    assert {f.profile for f in formats if f is not None} == set(H264Profile)

@@ -1,6 +1,14 @@
 import pytest
 
-from sfu.codecs import h264_is_keyframe, is_keyframe, keyframe_detector, vp8_is_keyframe_start
+from sfu.codecs import (
+    CodecFormat,
+    H264Profile,
+    h264_is_keyframe,
+    h264_profile,
+    is_keyframe,
+    keyframe_detector,
+    vp8_is_keyframe_start,
+)
 
 
 def vp8_frame_header(keyframe: bool, first_partition_size: int = 0x1234) -> bytes:
@@ -144,3 +152,63 @@ def test_is_keyframe_dispatch() -> None:
     assert not is_keyframe("video/VP9", vp8_key)
     assert keyframe_detector("Video/Vp8") is vp8_is_keyframe_start
     assert keyframe_detector("video/H264") is h264_is_keyframe
+
+
+@pytest.mark.parametrize(("profile_level_id", "profile"), [
+    ("42e01f", H264Profile.CONSTRAINED_BASELINE),  # browsers' default
+    ("42c01e", H264Profile.CONSTRAINED_BASELINE),  # set0 and set1
+    ("4d401f", H264Profile.MAIN),  # set1 on Main says nothing new
+    ("4d801f", H264Profile.CONSTRAINED_BASELINE),  # Main that obeys Baseline
+    ("42001f", H264Profile.BASELINE),
+    ("58801f", H264Profile.BASELINE),  # Extended that obeys Baseline
+    ("58c01f", H264Profile.CONSTRAINED_BASELINE),
+    ("64001e", H264Profile.HIGH),  # x264 High 3.0
+    ("640032", H264Profile.HIGH),
+    ("640c1f", H264Profile.CONSTRAINED_HIGH),
+    ("6E001f", None),  # High 10: browsers do not decode it
+    ("f4001f", H264Profile.HIGH_444),  # High 4:4:4 Predictive
+    ("7a001f", None),  # High 4:2:2
+    ("58001f", None),  # Extended
+    ("42e0", None),
+    ("zzzzzz", None),
+])
+def test_h264_profile_from_profile_level_id(profile_level_id: str,
+                                            profile: H264Profile | None) -> None:
+    assert h264_profile(profile_level_id) is profile
+
+
+def test_codec_format_tells_h264_streams_apart_by_profile_and_packetization_mode() -> None:
+    high = CodecFormat.of("video/H264", {"profile-level-id": "640028",
+                                         "packetization-mode": "1"})
+    assert high == CodecFormat("video/H264", H264Profile.HIGH, 1)
+    assert high is not None and high.profile_name == "high" and high.codec == "H264"
+    # The level does not matter, nor do other parameters.
+    assert high.matches("video/h264", {"profile-level-id": "64001f", "packetization-mode": 1,
+                                       "level-asymmetry-allowed": "1"})
+    assert not high.matches("video/H264", {"profile-level-id": "64001f"})  # mode 0
+    assert not high.matches("video/H264", {"profile-level-id": "4d001f",
+                                           "packetization-mode": "1"})
+    # RFC 6184 §8.1: no packetization-mode means 0; no profile-level-id means 42e01f here.
+    assert CodecFormat.of("video/H264", {}) == CodecFormat(
+        "video/H264", H264Profile.CONSTRAINED_BASELINE, 0)
+    assert CodecFormat.of("video/H264", {"packetization-mode": "2"}) is None
+    assert CodecFormat.of("video/H264", {"profile-level-id": "6e001f"}) is None
+    assert CodecFormat.of("video/VP8", {}) == CodecFormat("video/VP8")
+    assert CodecFormat("video/VP8").profile_name == ""
+    assert str(high) == "video/H264 high packetization-mode=1"
+
+
+def test_a_stream_is_receivable_by_decoders_of_its_profile_and_wider_ones() -> None:
+    high = CodecFormat("video/H264", H264Profile.HIGH, 1)
+    # Chromium without hardware decoding lists High 4:4:4 but not High.
+    assert high.receivable_as() == (high, CodecFormat("video/H264", H264Profile.HIGH_444, 1))
+    single_nal = CodecFormat("video/H264", H264Profile.MAIN, 0)
+    received = single_nal.receivable_as()
+    assert received[0] == single_nal
+    assert CodecFormat("video/H264", H264Profile.MAIN, 1) in received  # mode 1 takes mode 0
+    assert CodecFormat("video/H264", H264Profile.HIGH, 0) in received
+    assert CodecFormat("video/H264", H264Profile.HIGH, 1).receivable_as()[0].packetization_mode == 1
+    assert all(f.packetization_mode == 1 for f in high.receivable_as())  # never 0 for mode 1
+    assert CodecFormat("video/H264", H264Profile.BASELINE, 1).receivable_as() == (
+        CodecFormat("video/H264", H264Profile.BASELINE, 1),)
+    assert CodecFormat("video/VP8").receivable_as() == (CodecFormat("video/VP8"),)

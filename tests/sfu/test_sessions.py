@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import resource
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
 
+from sfu.codecs import CodecFormat
 from sfu.sessions import Publisher, SdpError, Sfu, Subscriber
 
 
@@ -135,6 +138,64 @@ async def test_h264_is_forwarded_as_h264(sfu: Sfu, clients: Clients) -> None:
     assert "H264/90000" in viewer.pc.remoteDescription.sdp
     assert "VP8" not in viewer.pc.remoteDescription.sdp
     await viewer.wait_frames("video", 10)
+
+
+@pytest.mark.parametrize(("profile_level_id", "mode", "profile"), [
+    ("640028", "1", "high"),  # High 4.0, as x264 "veryfast" and hardware encoders send
+    ("4d0032", "1", "main"),
+    ("42e01f", "1", "constrained-baseline"),
+    ("42001e", "1", "baseline"),
+    ("640c1f", "1", "constrained-high"),
+    ("64001f", "0", "high"),  # single NAL unit mode, where the offer has only that
+])
+async def test_every_h264_profile_an_encoder_offers_is_forwarded_untouched(
+    sfu: Sfu, clients: Clients, profile_level_id: str, mode: str, profile: str
+) -> None:
+    pc = clients.pc()
+    video = pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    video.setCodecPreferences([
+        c for c in RTCRtpSender.getCapabilities("video").codecs
+        if c.mimeType == "video/H264" and c.parameters.get("packetization-mode") == mode
+        and str(c.parameters.get("profile-level-id"))[:4] == profile_level_id[:4]
+    ])
+    await pc.setLocalDescription(await pc.createOffer())
+    # The encoder's own level, which the SFU's table does not list.
+    offer = re.sub(r"profile-level-id=[0-9a-f]{6}", f"profile-level-id={profile_level_id}",
+                   pc.localDescription.sdp)
+    publisher = sfu.room("r").publisher("encoder")
+    answer = await publisher.answer(offer)
+    assert f"profile-level-id={profile_level_id}" in answer  # never asked to go lower
+    assert f"packetization-mode={mode}" in answer
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    [publication] = publisher.publications.values()
+    assert (publication.codec, publication.profile) == ("H264", profile)
+    viewer = Viewer(sfu, clients)
+    await viewer.start()
+    offered = next(m for m in SessionDescription.parse(viewer.pc.remoteDescription.sdp).media
+               if m.kind == "video").rtp.codecs
+    formats = [CodecFormat.of(c.mimeType, c.parameters) for c in offered
+               if c.mimeType != "video/rtx"]
+    # The publisher's own format first, then those whose decoders take it (never another
+    # codec, never a narrower profile).
+    assert formats[0] == publication.format
+    assert set(formats) <= set(publication.format.receivable_as())
+    await viewer.wait_frames("video", 10)
+
+
+async def test_an_h264_profile_browsers_cannot_decode_is_refused(sfu: Sfu, clients: Clients
+                                                                 ) -> None:
+    pc = clients.pc()
+    video = pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                               if c.mimeType == "video/H264"][:1])
+    await pc.setLocalDescription(await pc.createOffer())
+    high10 = re.sub(r"profile-level-id=[0-9a-f]{6}", "profile-level-id=6e001f",
+                    pc.localDescription.sdp)
+    with pytest.raises(SdpError) as refused:
+        await sfu.room("r").publisher("encoder").answer(high10)
+    # The operator learns what was offered and what would work.
+    assert "video: H264 profile-level-id=6e001f" in str(refused.value)
+    assert "high" in str(refused.value) and "VP8" in str(refused.value)
 
 
 async def test_subscriber_is_renegotiated_as_tracks_come_and_go(
