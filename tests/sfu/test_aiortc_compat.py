@@ -1,16 +1,13 @@
 """Fails loudly when the pinned aiortc release changes the internals the SFU relies on."""
 
 import asyncio
-import datetime
 import re
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from certificates import self_signed
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from sfu import _aiortc_compat as compat
@@ -89,15 +86,7 @@ def _peer_context(key_type: str) -> SSL.Context:
     else:
         key = ec.generate_private_key(ec.SECP384R1() if key_type == "ecdsa-p384"
                                       else ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "peer")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    certificate = self_signed(key)
     context = SSL.Context(SSL.DTLS_METHOD)
     context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *_: True)
     context.use_certificate(certificate)

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
-from av import VideoFrame
+from av import AudioFrame, VideoFrame
 
 from config import load_config
 from rooms import Grant, Role, RoomKind, RoomStatus
@@ -274,6 +274,74 @@ async def test_trickle_patch_and_its_preconditions(
     assert (await client.get(location)).status == 204
     # A moderator may end someone else's session.
     assert (await client.delete(location, headers=token(client, "host", Role.HOST))).status == 200
+
+
+def without_candidates(sdp: str) -> str:
+    """The offer as an encoder that does not gather first writes it (RFC 9725 §4.3.1): no
+    candidates, ``c=IN IP4 0.0.0.0`` and port 9; its address is learnt from its ICE checks."""
+    lines = [line for line in sdp.splitlines()
+             if not line.startswith(("a=candidate:", "a=end-of-candidates"))]
+    lines = [re.sub(r"^c=IN IP4 \S+", "c=IN IP4 0.0.0.0", line) for line in lines]
+    lines = [re.sub(r"^(m=\w+) \d+ ", r"\1 9 ", line) for line in lines]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def candidates_fragment(sdp: str) -> str:
+    """RFC 8840 trickle fragment with the candidates of ``sdp``'s first m-section."""
+    ufrag = re.search(r"a=ice-ufrag:(\S+)", sdp)
+    pwd = re.search(r"a=ice-pwd:(\S+)", sdp)
+    mid = re.search(r"a=mid:(\S+)", sdp)
+    assert ufrag and pwd and mid
+    candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+    assert candidates
+    return (f"a=ice-ufrag:{ufrag.group(1)}\r\na=ice-pwd:{pwd.group(1)}\r\n"
+            f"m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:{mid.group(1)}\r\n"
+            + "".join(f"{line}\r\n" for line in candidates) + "a=end-of-candidates\r\n")
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["peer-reflexive", "trickled"])
+async def test_an_offer_without_candidates_publishes(
+    client: TestClient[Any, Any], pcs: list[RTCPeerConnection], trickle: bool
+) -> None:
+    owner = token(client, "line-encoder")
+    pc = await sender_offer(pcs)
+    offer = without_candidates(pc.localDescription.sdp)
+    assert "a=candidate" not in offer and "c=IN IP4 0.0.0.0" in offer
+    response = await client.post("/whip/booth", data=offer.encode(), headers=SDP | owner)
+    assert response.status == 201, await response.text()
+    await pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
+    if trickle:
+        patched = await client.patch(
+            response.headers["Location"],
+            data=candidates_fragment(pc.localDescription.sdp).encode(),
+            headers={"Content-Type": TRICKLE, "If-Match": response.headers["ETag"]} | owner)
+        assert patched.status == 204, await patched.text()
+    _, whep, tracks = await play(client, pcs, token(client, "buyer-1", Role.VISITOR))
+    assert whep.status == 201, await whep.text()
+    frame = await asyncio.wait_for(tracks["video"].recv(), 15)
+    assert isinstance(frame, VideoFrame) and (frame.width, frame.height) == (640, 480)
+
+
+@pytest.mark.parametrize("kind", ["audio", "video"])
+async def test_audio_only_and_video_only_encoders_reach_a_viewer(
+    client: TestClient[Any, Any], pcs: list[RTCPeerConnection], kind: str
+) -> None:
+    pc = RTCPeerConnection()
+    pcs.append(pc)
+    pc.addTransceiver(AudioStreamTrack() if kind == "audio" else VideoStreamTrack(),
+                      direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await client.post("/whip/booth", data=pc.localDescription.sdp.encode(),
+                                 headers=SDP | token(client, f"{kind}-encoder"))
+    assert response.status == 201, await response.text()
+    await pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
+    assert stats(client)["publications"] == 1
+    _, whep, tracks = await play(client, pcs, token(client, "buyer-1", Role.VISITOR))
+    assert whep.status == 201, await whep.text()
+    assert set(tracks) == {kind}  # the player's other m-section is inactive
+    for _ in range(5):
+        frame = await asyncio.wait_for(tracks[kind].recv(), 15)
+        assert isinstance(frame, AudioFrame if kind == "audio" else VideoFrame)
 
 
 async def test_cors_preflight_and_ice_servers_on_options(
