@@ -51,6 +51,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     ice_servers: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Each room's event log keeps at most this many events, none older than this (seconds):
+    # a client that was away longer catches up from a fresh snapshot instead.
+    event_log_max_events: int = 1000
+    event_log_max_age: int = 3600
 
     @property
     def in_memory(self) -> bool:
@@ -94,6 +98,10 @@ def _coerce(name: str, raw: object) -> object:
         return _parse_int(setting, raw, 60, 366 * 24 * 3600)
     if name == "rate_limit_per_minute":
         return _parse_int(setting, raw, 1, 1_000_000)
+    if name == "event_log_max_events":
+        return _parse_int(setting, raw, 10, 1_000_000)
+    if name == "event_log_max_age":
+        return _parse_int(setting, raw, 10, 30 * 24 * 3600)
     if name in ("cors_origins", "ice_servers"):
         return _parse_list(raw)
     if name == "data_dir":

@@ -1,6 +1,9 @@
-"""The domain model and its state: rooms, participants, roles, grants, and their stores.
+"""The domain model and its state: rooms, participants, roles, grants, room events and the
+reducers that fold them (presence), and their stores.
 
-This package knows no network library: signalling/ turns its values into HTTP and socket.io.
+The model, events and reducers know no network library and do no I/O (time is passed in):
+signalling/ turns their values into HTTP and socket.io. ``redis_store`` is the one module that
+talks to a server, behind the :class:`Store` protocol.
 """
 
 from rooms.model import (

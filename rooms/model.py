@@ -315,17 +315,29 @@ class Participant:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Participant:
+        return dataclasses.replace(
+            cls.from_public(data),
+            grants=frozenset(Grant(g) for g in data["grants"]),
+            node_id=data.get("node_id", ""),
+            session_id=data.get("session_id", ""),
+        )
+
+    @classmethod
+    def from_public(cls, data: Mapping[str, Any]) -> Participant:
+        """A participant as others see it (:meth:`public_dict`): no grants, node or session."""
         return cls(
             identity=data["identity"],
             name=data["name"],
             role=Role(data["role"]),
-            grants=frozenset(Grant(g) for g in data["grants"]),
+            grants=frozenset(),
             joined_at=float(data["joined_at"]),
             language=data.get("language", "en"),
-            node_id=data.get("node_id", ""),
-            session_id=data.get("session_id", ""),
             tracks=tuple(Track.from_dict(t) for t in data.get("tracks", ())),
         )
+
+    def public(self) -> Participant:
+        """This participant with only what others see (the shape events carry)."""
+        return Participant.from_public(self.public_dict())
 
     def public_dict(self) -> dict[str, Any]:
         """What other participants see: no grants or node placement."""

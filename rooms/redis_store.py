@@ -6,7 +6,11 @@ Layout under ``prefix`` (default ``fairwire``):
 - ``{prefix}:rooms`` — sorted set of room ids scored by ``created_at``, for ordered listing;
 - ``{prefix}:room:{id}:participants`` — hash identity -> participant JSON;
 - ``{prefix}:node:{node_id}:participants`` — set of ``room_id\\x00identity`` a node holds, so that
-  a restarted node's participants can be forgotten without scanning every room.
+  a restarted node's participants can be forgotten without scanning every room;
+- ``{prefix}:room:{id}:events`` — the room's event log, a stream whose entry ids are
+  ``0-{seq}`` (so ``XREAD`` and exclusive ``XRANGE`` work on sequence numbers), with fields
+  ``at`` and ``e`` (the event's JSON without ``seq``); ``{prefix}:room:{id}:seq`` — its last
+  sequence number; ``{prefix}:room:{id}:peak`` — the largest audience noted.
 
 Every write that must check something first is one Lua script, so that Redis runs the check and
 the write without another client in between. The scripts build the node-set keys from the prefix
@@ -18,13 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from rooms.model import Participant, Room, RoomKind, RoomStatus
-from rooms.store import RoomExistsError, RoomNotFoundError
+from rooms.events import RoomEvent, event_from_dict, event_to_dict
+from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
+from rooms.store import (
+    DEFAULT_MAX_AGE,
+    DEFAULT_MAX_EVENTS,
+    EventRange,
+    RoomExistsError,
+    RoomNotFoundError,
+)
 
 # Short enough for /readyz to answer promptly when Redis is gone; every command here is small.
 SOCKET_TIMEOUT = 2.0
@@ -36,8 +48,39 @@ MGET_BATCH = 500
 _CREATE_ROOM = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('DEL', KEYS[3])
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
 return 1
+"""
+
+# Number the event, append it, trim the log by count (MAXLEN) and age (MINID of the first
+# entry young enough, looking at a bounded number of the oldest per append).
+_APPEND_EVENT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[3], '0-' .. seq, 'at', ARGV[2], 'e', ARGV[1])
+local oldest = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 64)
+local keep = nil
+for _, entry in ipairs(oldest) do
+  if tonumber(entry[2][2]) >= tonumber(ARGV[4]) then
+    keep = entry[1]
+    break
+  end
+end
+if keep == nil and #oldest > 0 then
+  keep = '0-' .. (tonumber(string.sub(oldest[#oldest][1], 3)) + 1)
+end
+if keep then redis.call('XTRIM', KEYS[3], 'MINID', keep) end
+return seq
+"""
+
+_RECORD_AUDIENCE = """
+local peak = tonumber(redis.call('GET', KEYS[1]) or '0')
+local current = tonumber(ARGV[1])
+if current > peak then
+  redis.call('SET', KEYS[1], current)
+  peak = current
+end
+return peak
 """
 
 _SAVE_ROOM = """
@@ -100,8 +143,11 @@ def _dumps(data: dict[str, Any]) -> str:
 class RedisStore:
     """:class:`rooms.store.Store` on Redis; one instance per node, many nodes per Redis."""
 
-    def __init__(self, url: str, prefix: str = "fairwire") -> None:
+    def __init__(self, url: str, prefix: str = "fairwire", max_events: int = DEFAULT_MAX_EVENTS,
+                 max_age: float = DEFAULT_MAX_AGE) -> None:
         self._prefix = prefix
+        self._max_events = max_events
+        self._max_age = max_age
         # from_url gives the client its own pool, which aclose() then closes with it.
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -114,10 +160,13 @@ class RedisStore:
         self._put_participant = self._redis.register_script(_PUT_PARTICIPANT)
         self._remove_participant = self._redis.register_script(_REMOVE_PARTICIPANT)
         self._remove_node_participants = self._redis.register_script(_REMOVE_NODE_PARTICIPANTS)
+        self._append_event = self._redis.register_script(_APPEND_EVENT)
+        self._record_audience = self._redis.register_script(_RECORD_AUDIENCE)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "fairwire") -> RedisStore:
-        return cls(url, prefix)
+    def from_url(cls, url: str, prefix: str = "fairwire", max_events: int = DEFAULT_MAX_EVENTS,
+                 max_age: float = DEFAULT_MAX_AGE) -> RedisStore:
+        return cls(url, prefix, max_events, max_age)
 
     # Keys ----------------------------------------------------------------------------------
 
@@ -132,6 +181,15 @@ class RedisStore:
 
     def _node_key(self, node_id: str) -> str:
         return f"{self._prefix}:node:{node_id}:participants"
+
+    def _events_key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}:events"
+
+    def _seq_key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}:seq"
+
+    def _peak_key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}:peak"
 
     @staticmethod
     def _member(room_id: str, identity: str) -> str:
@@ -152,7 +210,8 @@ class RedisStore:
 
     async def create_room(self, room: Room) -> None:
         created = await self._create_room(
-            keys=[self._room_key(room.id), self._index_key(), self._participants_key(room.id)],
+            keys=[self._room_key(room.id), self._index_key(), self._participants_key(room.id),
+                  self._events_key(room.id), self._seq_key(room.id), self._peak_key(room.id)],
             args=[_dumps(room.to_dict()), room.created_at, room.id],
         )
         if not created:
@@ -239,3 +298,65 @@ class RedisStore:
             (flat[i], Participant.from_dict(json.loads(flat[i + 1])))
             for i in range(0, len(flat), 2)
         ]
+
+    async def count_participants(self, room_id: str) -> int:
+        return int(await self._redis.hlen(self._participants_key(room_id)))
+
+    async def page_participants(self, room_id: str, cursor: str | None, limit: int
+                                ) -> tuple[list[Participant], str | None]:
+        if cursor is not None and not cursor.isdigit():
+            raise ValidationError("cursor", "not a cursor this server gave")
+        start = int(cursor) if cursor is not None else 0
+        following, values = cast(tuple[int, dict[str, str]], await self._redis.hscan(
+            self._participants_key(room_id), cursor=start, count=limit))
+        members = sorted((Participant.from_dict(json.loads(raw)) for raw in values.values()),
+                         key=lambda p: (p.joined_at, p.identity))
+        return members, (str(following) if following else None)
+
+    async def record_audience(self, room_id: str, current: int) -> int:
+        return int(await self._record_audience(keys=[self._peak_key(room_id)], args=[current]))
+
+    async def append_event(self, room_id: str, event: RoomEvent) -> RoomEvent:
+        data = event_to_dict(event)
+        del data["seq"]  # the entry id is the sequence number
+        seq = await self._append_event(
+            keys=[self._room_key(room_id), self._seq_key(room_id), self._events_key(room_id)],
+            args=[_dumps(data), event.at, self._max_events, event.at - self._max_age],
+        )
+        if not seq:
+            raise RoomNotFoundError(room_id)
+        return event_from_dict({**data, "seq": int(seq)})
+
+    @staticmethod
+    def _entry(entry_id: str, fields: dict[str, str]) -> RoomEvent:
+        return event_from_dict({**json.loads(fields["e"]), "seq": int(entry_id.split("-")[1])})
+
+    async def read_events(self, room_id: str, after: int) -> EventRange:
+        key = self._events_key(room_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._seq_key(room_id))
+            pipe.xrange(key, "-", "+", count=1)
+            pipe.xrange(key, f"(0-{after}", "+")
+            last_raw, first, entries = await pipe.execute()
+        last = int(last_raw or 0)
+        events = tuple(self._entry(entry_id, fields) for entry_id, fields in entries)
+        if not events:
+            return EventRange((), last, complete=after == last)
+        first_seq = int(first[0][0].split("-")[1])
+        return EventRange(events, last, complete=first_seq <= after + 1)
+
+    async def wait_events(self, positions: Mapping[str, int], block: float
+                          ) -> dict[str, list[RoomEvent]]:
+        if not positions:
+            await asyncio.sleep(block)
+            return {}
+        keys = {self._events_key(room_id): room_id for room_id in positions}
+        # BLOCK 0 would wait forever; the reply must come before the socket timeout.
+        block_ms = max(1, min(int(block * 1000), int(SOCKET_TIMEOUT * 500)))
+        streams: dict[Any, Any] = {key: f"0-{positions[room_id]}" for key, room_id in keys.items()}
+        replies = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]] | None,
+                       await self._redis.xread(streams, block=block_ms))
+        found: dict[str, list[RoomEvent]] = {}
+        for key, entries in replies or ():
+            found[keys[key]] = [self._entry(entry_id, fields) for entry_id, fields in entries]
+        return found

@@ -1,14 +1,35 @@
-"""Where rooms and participants live: the :class:`Store` protocol and the in-memory store.
+"""Where rooms, participants and room events live: the :class:`Store` protocol and the
+in-memory store.
 
 The store is the authority on room state. socket.io's own rooms are only a delivery mechanism:
-across nodes they are not shared and their pub/sub loses messages during reconnects.
+across nodes they are not shared and their pub/sub loses messages during reconnects. So what
+happens in a room is a sequenced log in the store, bounded by count and age, which every node
+follows (:meth:`Store.wait_events`) to deliver each event to its own clients, in order, once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from rooms.model import Participant, Room, RoomKind, RoomStatus
+from rooms.events import RoomEvent, numbered
+from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
+
+DEFAULT_MAX_EVENTS = 1000
+DEFAULT_MAX_AGE = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class EventRange:
+    """The events of a room after some sequence number, as far as the log still has them."""
+
+    events: tuple[RoomEvent, ...]
+    last_seq: int  # the room's newest sequence number
+    complete: bool  # False: events right after the asked number were trimmed away
 
 
 class RoomExistsError(Exception):
@@ -54,13 +75,46 @@ class Store(Protocol):
     async def remove_node_participants(self, node_id: str) -> list[tuple[str, Participant]]:
         """Forget every participant a node held (the node stopped or restarted)."""
 
+    async def count_participants(self, room_id: str) -> int:
+        """How many participants the room has (constant time)."""
+
+    async def page_participants(self, room_id: str, cursor: str | None, limit: int
+                                ) -> tuple[list[Participant], str | None]:
+        """About ``limit`` participants from ``cursor`` (None: the start) and the cursor of the
+        next page (None: no more). Every participant present throughout is returned (once, or
+        in Redis at least once); a cursor this store did not give raises ValidationError."""
+
+    async def record_audience(self, room_id: str, current: int) -> int:
+        """Note the room's audience size; returns the largest noted so far (its peak)."""
+
+    async def append_event(self, room_id: str, event: RoomEvent) -> RoomEvent:
+        """Append to the room's log; returns the event with its sequence number (1, 2, ...).
+        Trims the log to its size and to events no older than its age, as of ``event.at``."""
+
+    async def read_events(self, room_id: str, after: int) -> EventRange:
+        """The room's events with a sequence number above ``after``, oldest first."""
+
+    async def wait_events(self, positions: Mapping[str, int], block: float
+                          ) -> dict[str, list[RoomEvent]]:
+        """Events after each room's position, waiting up to ``block`` seconds for the first;
+        rooms without new events are left out. Events trimmed meanwhile are skipped: the
+        caller sees the gap in the sequence numbers."""
+
 
 class MemoryStore:
     """The embedded default: one node, state in this process."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_events: int = DEFAULT_MAX_EVENTS,
+                 max_age: float = DEFAULT_MAX_AGE) -> None:
         self._rooms: dict[str, Room] = {}
         self._participants: dict[str, dict[str, Participant]] = {}
+        self._max_events = max_events
+        self._max_age = max_age
+        self._events: dict[str, deque[RoomEvent]] = {}
+        self._last_seq: dict[str, int] = {}
+        self._peaks: dict[str, int] = {}
+        # Set and replaced on every append: wakes whoever waits in wait_events.
+        self._appended = asyncio.Event()
 
     async def ping(self) -> bool:
         return True
@@ -73,6 +127,9 @@ class MemoryStore:
             raise RoomExistsError(room.id)
         self._rooms[room.id] = room
         self._participants[room.id] = {}
+        self._events[room.id] = deque(maxlen=self._max_events)
+        self._last_seq[room.id] = 0
+        self._peaks[room.id] = 0
 
     async def get_room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
@@ -123,3 +180,80 @@ class MemoryStore:
                     del members[identity]
                     removed.append((room_id, participant))
         return removed
+
+    async def count_participants(self, room_id: str) -> int:
+        return len(self._participants.get(room_id, {}))
+
+    async def page_participants(self, room_id: str, cursor: str | None, limit: int
+                                ) -> tuple[list[Participant], str | None]:
+        # The cursor is the last one returned, so people leaving never shift the next page.
+        members = await self.list_participants(room_id)
+        if cursor is not None:
+            joined_at, _, identity = cursor.partition(":")
+            try:
+                last = (float(joined_at), identity)
+            except ValueError:
+                raise ValidationError("cursor", "not a cursor this server gave") from None
+            members = [p for p in members if (p.joined_at, p.identity) > last]
+        page = members[:limit]
+        if len(members) <= limit:
+            return page, None
+        return page, f"{page[-1].joined_at!r}:{page[-1].identity}"
+
+    async def record_audience(self, room_id: str, current: int) -> int:
+        peak = max(self._peaks.get(room_id, 0), current)
+        self._peaks[room_id] = peak
+        return peak
+
+    async def append_event(self, room_id: str, event: RoomEvent) -> RoomEvent:
+        log = self._events.get(room_id)
+        if log is None:
+            raise RoomNotFoundError(room_id)
+        seq = self._last_seq[room_id] + 1
+        self._last_seq[room_id] = seq
+        appended = numbered(event, seq)
+        log.append(appended)  # the deque's maxlen trims by count
+        cutoff = event.at - self._max_age
+        while log and log[0].at < cutoff:
+            log.popleft()
+        woken, self._appended = self._appended, asyncio.Event()
+        woken.set()
+        return appended
+
+    async def read_events(self, room_id: str, after: int) -> EventRange:
+        return self._range(room_id, after)
+
+    def _range(self, room_id: str, after: int) -> EventRange:
+        log = self._events.get(room_id, deque())
+        last = self._last_seq.get(room_id, 0)
+        if not log or log[-1].seq <= after:
+            # Nothing newer to give: complete when the asker is up to date (a number beyond
+            # ours comes from a room since re-created: it needs a snapshot).
+            return EventRange((), last, complete=after == last)
+        first = log[0].seq
+        skip = max(0, after - first + 1)
+        events = tuple(itertools.islice(log, skip, None))
+        return EventRange(events, last, complete=first <= after + 1)
+
+    async def wait_events(self, positions: Mapping[str, int], block: float
+                          ) -> dict[str, list[RoomEvent]]:
+        found = self._new_events(positions)
+        if not found and positions:
+            waiting = self._appended
+            try:
+                await asyncio.wait_for(waiting.wait(), block)
+            except TimeoutError:
+                return {}
+            found = self._new_events(positions)
+        elif not positions:
+            await asyncio.sleep(block)
+        return found
+
+    def _new_events(self, positions: Mapping[str, int]) -> dict[str, list[RoomEvent]]:
+        found: dict[str, list[RoomEvent]] = {}
+        for room_id, after in positions.items():
+            if self._last_seq.get(room_id, 0) > after:
+                events = self._range(room_id, after).events
+                if events:
+                    found[room_id] = list(events)
+        return found

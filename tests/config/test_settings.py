@@ -36,6 +36,8 @@ def test_settings_are_frozen() -> None:
     [
         ({"FAIRWIRE_PORT": "eighty"}, "FAIRWIRE_PORT"),
         ({"FAIRWIRE_PORT": "70000"}, "FAIRWIRE_PORT"),
+        ({"FAIRWIRE_EVENT_LOG_MAX_EVENTS": "3"}, "FAIRWIRE_EVENT_LOG_MAX_EVENTS"),
+        ({"FAIRWIRE_EVENT_LOG_MAX_AGE": "an hour"}, "FAIRWIRE_EVENT_LOG_MAX_AGE"),
         ({"FAIRWIRE_MODE": "staging"}, "FAIRWIRE_MODE"),
         ({"FAIRWIRE_REDIS_URL": "http://localhost"}, "FAIRWIRE_REDIS_URL"),
         ({"FAIRWIRE_API_KEY": ""}, "FAIRWIRE_API_KEY"),

@@ -10,20 +10,40 @@ import pytest
 import pytest_asyncio
 from ports import free_port
 
-from rooms.model import Grant, Participant, Role, Room, RoomKind, RoomStatus, Track
+from rooms.events import (
+    ParticipantJoined,
+    ParticipantLeft,
+    RoomStatusChanged,
+    event_from_dict,
+    event_to_dict,
+)
+from rooms.model import (
+    Grant,
+    Participant,
+    Role,
+    Room,
+    RoomKind,
+    RoomStatus,
+    Track,
+    ValidationError,
+)
+from rooms.presence import Presence, apply, change
 from rooms.redis_store import RedisStore
 from rooms.store import MemoryStore, RoomExistsError, RoomNotFoundError, Store
+
+LOG_MAX_EVENTS = 5
+LOG_MAX_AGE = 60.0
 
 
 @pytest_asyncio.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "memory":
-        memory = MemoryStore()
+        memory = MemoryStore(max_events=LOG_MAX_EVENTS, max_age=LOG_MAX_AGE)
         yield memory
         await memory.close()
     else:
         url = request.getfixturevalue("redis_store_url")
-        shared = RedisStore(url, prefix="test")
+        shared = RedisStore(url, prefix="test", max_events=LOG_MAX_EVENTS, max_age=LOG_MAX_AGE)
         yield shared
         await shared.close()
 
@@ -311,3 +331,101 @@ async def test_redis_concurrent_create_one_winner(redis_store_url: str) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+# The event log -------------------------------------------------------------------------------
+
+
+async def test_appended_events_are_numbered_and_read_back_in_order(store: Store) -> None:
+    await store.create_room(room("log"))
+    alice = person("alice", tracks=(Track(id="t1", kind="video", codec="H264",
+                                          profile="high"),))
+    first = await store.append_event("log", ParticipantJoined(alice.public(), at=10.0))
+    second = await store.append_event("log", ParticipantLeft("alice", at=11.0))
+    assert (first.seq, second.seq) == (1, 2)
+    assert first == ParticipantJoined(alice.public(), at=10.0, seq=1)
+    everything = await store.read_events("log", 0)
+    assert everything.events == (first, second)
+    assert everything.last_seq == 2 and everything.complete
+    since_first = await store.read_events("log", 1)
+    assert since_first.events == (second,) and since_first.complete
+    up_to_date = await store.read_events("log", 2)
+    assert up_to_date.events == () and up_to_date.complete
+    # A number beyond the log's (a room since re-created) needs a snapshot.
+    assert not (await store.read_events("log", 7)).complete
+    with pytest.raises(RoomNotFoundError):
+        await store.append_event("missing", ParticipantLeft("x", at=1.0))
+
+
+async def test_the_log_is_trimmed_by_count_and_by_age(store: Store) -> None:
+    await store.create_room(room("busy"))
+    for i in range(LOG_MAX_EVENTS + 3):
+        await store.append_event("busy", ParticipantLeft(f"p{i}", at=100.0 + i))
+    kept = await store.read_events("busy", 0)
+    assert [e.seq for e in kept.events] == list(range(4, LOG_MAX_EVENTS + 4))
+    assert not kept.complete  # 1..3 are gone: the reader needs a snapshot
+    assert (await store.read_events("busy", 3)).complete
+    assert not (await store.read_events("busy", 2)).complete
+    # An hour later, the next append drops everything older than the log's age.
+    late = await store.append_event("busy", ParticipantLeft("late", at=100.0 + LOG_MAX_AGE + 10))
+    assert [e.seq for e in (await store.read_events("busy", 0)).events] == [late.seq]
+    assert (await store.read_events("busy", late.seq - 1)).complete
+
+
+async def test_wait_events_returns_what_follows_each_position(store: Store) -> None:
+    await store.create_room(room("r1"))
+    await store.create_room(room("r2"))
+    assert await store.wait_events({"r1": 0, "r2": 0}, block=0.05) == {}
+    waiter = asyncio.ensure_future(store.wait_events({"r1": 0, "r2": 0}, block=2.0))
+    await asyncio.sleep(0.05)
+    appended = await store.append_event("r2", ParticipantLeft("bob", at=5.0))
+    assert await asyncio.wait_for(waiter, 3) == {"r2": [appended]}
+    more = await store.append_event("r2", ParticipantLeft("carol", at=6.0))
+    assert await store.wait_events({"r1": 0, "r2": 1}, block=0.05) == {"r2": [more]}
+    assert await store.wait_events({"r1": 0, "r2": 2}, block=0.05) == {}
+
+
+async def test_the_same_events_give_the_same_presence_in_any_store(store: Store) -> None:
+    meeting = room("deal", status=RoomStatus.LIVE)
+    await store.create_room(meeting)
+    alice, bob = person("alice", session_id="s1"), person("bob", joined_at=2.0)
+    alice_speaking = person("alice", session_id="s1",
+                            tracks=(Track(id="a", kind="audio", codec="opus"),))
+    steps = [(None, alice), (None, bob), (alice, alice_speaking), (bob, None)]
+    for before, after in steps:
+        event = change(meeting.kind, before, after, now=20.0)
+        assert event is not None
+        await store.append_event("deal", event)
+    await store.append_event("deal", RoomStatusChanged(meeting.with_status(
+        RoomStatus.ENDED, now=30.0), at=30.0))
+    state = Presence()
+    for event in (await store.read_events("deal", 0)).events:
+        state = apply(state, event)
+    assert state.seq == 5 and state.identities() == ["alice"]
+    assert state.listed[0].tracks[0].codec == "opus"
+    assert state.status == RoomStatus.ENDED
+    # Every stored event has one JSON shape, and it round-trips.
+    for event in (await store.read_events("deal", 0)).events:
+        assert event_from_dict(event_to_dict(event)) == event
+
+
+async def test_counting_paging_and_the_audience_peak(store: Store) -> None:
+    await store.create_room(room("show", kind=RoomKind.LIVESTREAM))
+    for i in range(12):
+        await store.put_participant("show", person(f"v{i:02}", joined_at=float(i)))
+    assert await store.count_participants("show") == 12
+    seen: list[str] = []
+    cursor: str | None = None
+    for step in range(20):
+        page, cursor = await store.page_participants("show", cursor, 5)
+        seen += [p.identity for p in page]
+        if step == 0:  # someone already listed leaves: nobody after them is skipped
+            await store.remove_participant("show", page[0].identity)
+        if cursor is None:
+            break
+    assert set(seen) == {f"v{i:02}" for i in range(12)}
+    with pytest.raises(ValidationError):
+        await store.page_participants("show", "not-a-cursor", 5)
+    assert await store.record_audience("show", 12) == 12
+    assert await store.record_audience("show", 7) == 12
+    assert await store.record_audience("show", 15) == 15

@@ -1,0 +1,100 @@
+"""What happens in a room, as frozen values: the entries of its sequenced event log.
+
+Every event has one JSON shape, the same in the store and on the wire
+(``{"seq", "type", "at", ...}``): participants appear as others see them
+(:meth:`Participant.public_dict`), never with grants or node placement. ``seq`` is 0 until the
+store appends the event and numbers it; ``at`` is the time it happened (seconds, passed in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rooms.model import Participant, Room
+
+
+class EventType(enum.StrEnum):
+    PARTICIPANT_JOINED = "participant-joined"
+    PARTICIPANT_UPDATED = "participant-updated"
+    PARTICIPANT_LEFT = "participant-left"
+    ROOM_STATUS = "room-status"
+
+
+@dataclass(frozen=True, slots=True)
+class _ParticipantEvent:
+    participant: Participant
+    at: float
+    seq: int = 0
+
+    def fields(self) -> dict[str, Any]:
+        return {"participant": self.participant.public_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoined(_ParticipantEvent):
+    """Someone is listed now (a join, or a newer connection of the same identity)."""
+
+    type = EventType.PARTICIPANT_JOINED
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantUpdated(_ParticipantEvent):
+    """A listed participant changed (its tracks, for one)."""
+
+    type = EventType.PARTICIPANT_UPDATED
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantLeft:
+    """Someone is no longer listed: gone, or back in a livestream's audience."""
+
+    identity: str
+    at: float
+    seq: int = 0
+    type = EventType.PARTICIPANT_LEFT
+
+    def fields(self) -> dict[str, Any]:
+        return {"identity": self.identity}
+
+
+@dataclass(frozen=True, slots=True)
+class RoomStatusChanged:
+    room: Room
+    at: float
+    seq: int = 0
+    type = EventType.ROOM_STATUS
+
+    def fields(self) -> dict[str, Any]:
+        return {"room": self.room.to_dict()}
+
+
+RoomEvent = ParticipantJoined | ParticipantUpdated | ParticipantLeft | RoomStatusChanged
+
+
+def numbered(event: RoomEvent, seq: int) -> RoomEvent:
+    """The event as the store appended it, with its sequence number."""
+    return dataclasses.replace(event, seq=seq)
+
+
+def event_to_dict(event: RoomEvent) -> dict[str, Any]:
+    return {"seq": event.seq, "type": event.type.value, "at": event.at, **event.fields()}
+
+
+def event_from_dict(data: Mapping[str, Any]) -> RoomEvent:
+    """The inverse of :func:`event_to_dict`; raises ``ValueError`` for a malformed entry."""
+    try:
+        kind = EventType(data["type"])
+        seq, at = int(data["seq"]), float(data["at"])
+        if kind == EventType.PARTICIPANT_JOINED:
+            return ParticipantJoined(Participant.from_public(data["participant"]), at, seq)
+        if kind == EventType.PARTICIPANT_UPDATED:
+            return ParticipantUpdated(Participant.from_public(data["participant"]), at, seq)
+        if kind == EventType.PARTICIPANT_LEFT:
+            return ParticipantLeft(str(data["identity"]), at, seq)
+        return RoomStatusChanged(Room.from_dict(data["room"]), at, seq)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"malformed room event: {exc}") from None
