@@ -29,6 +29,7 @@ def _banner(settings: Settings) -> str:
 
 def serve(settings: Settings) -> None:
     from signalling.app import create_app
+    from signalling.gc_pauses import GcPauses
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -37,6 +38,7 @@ def serve(settings: Settings) -> None:
     print(_banner(settings), flush=True)
 
     async def main() -> None:
+        pauses = GcPauses()
         app = create_app(settings)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -51,6 +53,7 @@ def serve(settings: Settings) -> None:
             await stop.wait()
         finally:
             await runner.cleanup()
+            pauses.close()
 
     uvloop.run(main())
 
