@@ -97,9 +97,8 @@ async def _room_or_404(request: web.Request) -> Any:
 @routes.get("/api/rooms/{room_id}")
 async def get_room(request: web.Request) -> web.Response:
     room = await _room_or_404(request)
-    participants = await request.app[STORE].list_participants(room.id)
     body = room.to_dict()
-    body["participant_count"] = len(participants)
+    body["participant_count"] = await request.app[STORE].count_participants(room.id)
     return web.json_response(body)
 
 

@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def open_store(settings: Settings) -> Store:
+    max_events, max_age = settings.event_log_max_events, float(settings.event_log_max_age)
     if settings.redis_url is None:
-        return MemoryStore()
+        return MemoryStore(max_events, max_age)
     from rooms.redis_store import RedisStore
 
-    return RedisStore(settings.redis_url)
+    return RedisStore(settings.redis_url, max_events=max_events, max_age=max_age)
 
 
 @web.middleware
@@ -97,11 +98,14 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
     store = app[STORE]
     settings = app[SETTINGS]
     # A node that restarts under the same id forgets the participants it held before.
+    realtime = app[REALTIME]
     stale = await store.remove_node_participants(settings.node_id)
     if stale:
         log.info("forgot %d participants of a previous run of %s", len(stale), settings.node_id)
+        await realtime.forget_participants(stale)
+    realtime.start()
     yield
     await app[MEDIA].close()
-    await app[REALTIME].close()
-    await store.remove_node_participants(settings.node_id)
+    await realtime.close()
+    await realtime.forget_participants(await store.remove_node_participants(settings.node_id))
     await store.close()

@@ -48,6 +48,24 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def api_error(exc: Exception) -> ApiError | None:
+    """The one mapping from what handlers raise to the contract's status, code and message,
+    for REST and socket.io alike; None for an unexpected exception (an internal error)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ValidationError):
+        return ApiError(400, str(exc), "invalid_field")
+    if isinstance(exc, AuthError):
+        return ApiError(401, str(exc), exc.code, {"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, ForbiddenError):
+        return ApiError(403, str(exc), exc.code)
+    if isinstance(exc, RoomNotFoundError):
+        return ApiError(404, f"no room {exc.args[0]!r}", "room_not_found")
+    if isinstance(exc, RoomExistsError):
+        return ApiError(409, f"room {exc.args[0]!r} exists already", "room_exists")
+    return None
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
@@ -62,18 +80,6 @@ def error_response(
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
-    except ValidationError as exc:
-        return error_response(400, "invalid_field", str(exc))
-    except AuthError as exc:
-        return error_response(401, exc.code, str(exc), {"WWW-Authenticate": "Bearer"})
-    except ForbiddenError as exc:
-        return error_response(403, exc.code, str(exc))
-    except RoomNotFoundError as exc:
-        return error_response(404, "room_not_found", f"no room {exc.args[0]!r}")
-    except RoomExistsError as exc:
-        return error_response(409, "room_exists", f"room {exc.args[0]!r} exists already")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -83,9 +89,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             message = "request body too large"
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return error_response(exc.status, code, message, headers)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal server error")
+    except Exception as exc:
+        error = api_error(exc)
+        if error is None:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(500, "internal_error", "internal server error")
+        return error_response(error.status, error.code, error.message, error.headers)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

@@ -3,6 +3,11 @@
 Other features (media negotiation, chat, moderation) register their events with
 :meth:`Realtime.on`, which authenticates, rate-limits and turns failures into the contract's
 error shape in the acknowledgement: ``{"error": {"code", "message"}}``.
+
+What happens in a room is appended to its event log (:mod:`signalling.room_feed` delivers it
+as ``"room-event"``):
+a ``join`` is answered with a snapshot and the sequence number it stands at, or with the
+events after the number a reconnecting client passes; a livestream's audience is counted.
 """
 
 from __future__ import annotations
@@ -16,17 +21,35 @@ from typing import Any
 import socketio
 
 from config import Settings
-from rooms import Grant, Participant, Room, RoomStatus, Store, ValidationError
+from rooms import (
+    Grant,
+    Participant,
+    Role,
+    Room,
+    RoomKind,
+    RoomNotFoundError,
+    RoomStatus,
+    Store,
+    ValidationError,
+)
+from rooms.events import RoomStatusChanged
+from rooms.presence import change, is_listed
 from signalling.auth import AuthError, Claims, ForbiddenError, TokenIssuer, require
-from signalling.errors import ApiError, error_body
+from signalling.errors import ApiError, api_error, error_body
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
+from signalling.room_feed import RoomFeed, socket_room, team_room
 
 log = logging.getLogger(__name__)
 
 # Per connection: a steady rate that a busy person never reaches, bursts for page start-up.
 EVENTS_PER_MINUTE = 600
 EVENT_BURST = 60
+AUDIENCE_PAGE_DEFAULT = 50
+AUDIENCE_PAGE_MAX = 200
+AUDIENCE_PAGE_READS = 8  # store pages read at most to fill one page of the audience
+# A livestream's team: they page through its audience and see every change of its size.
+AUDIENCE_VIEWER_ROLES = frozenset({Role.HOST, Role.EXHIBITOR})
 
 
 @dataclass(slots=True)
@@ -40,9 +63,17 @@ class Connection:
 EventHandler = Callable[[Connection, Any], Awaitable[Any]]
 DisconnectHook = Callable[[Connection], Awaitable[None]]
 
+__all__ = ["Connection", "Realtime", "socket_room"]
 
-def socket_room(room_id: str) -> str:
-    return f"room:{room_id}"
+
+def _since(data: Any) -> int | None:
+    """The ``since`` a client passes: the last sequence number it applied."""
+    if data is None or (isinstance(data, dict) and data.get("since") is None):
+        return None
+    value = data.get("since") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError("since", "the last sequence number applied: an integer >= 0")
+    return value
 
 
 class Realtime:
@@ -71,12 +102,15 @@ class Realtime:
             engineio_logger=False,
         )
         self.connections: dict[str, Connection] = {}
+        self.feed = RoomFeed(store, self.sio, self._room_ended)
         self._limiter = RateLimiter(EVENTS_PER_MINUTE, EVENT_BURST)
         self._disconnect_hooks: list[DisconnectHook] = []
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.on("join", self._join)
         self.on("leave", self._leave)
+        self.on("sync", self._sync, joined=True)
+        self.on("audience-list", self._audience_list, joined=True)
 
     # -- registration -----------------------------------------------------------------------
 
@@ -99,15 +133,14 @@ class Realtime:
                 if joined and not connection.joined:
                     raise ApiError(409, "join the room first", "not_joined")
                 result = await handler(connection, data)
-            except ValidationError as exc:
-                outcome, result = "invalid", error_body("invalid_field", str(exc))
-            except (AuthError, ForbiddenError) as exc:
-                outcome, result = "refused", error_body(exc.code, str(exc))
-            except ApiError as exc:
-                outcome, result = "error", error_body(exc.code, exc.message)
-            except Exception:
-                log.exception("socket.io event %s failed", event)
-                outcome, result = "error", error_body("internal_error", "internal server error")
+            except Exception as exc:
+                error = api_error(exc)
+                if error is None:
+                    log.exception("socket.io event %s failed", event)
+                    error = ApiError(500, "internal server error", "internal_error")
+                outcome = ("invalid" if error.status == 400 else
+                           "refused" if error.status in (401, 403) else "error")
+                result = error_body(error.code, error.message)
             else:
                 outcome = "ok"
             self.metrics.socket_events.labels(event, outcome).inc()
@@ -156,25 +189,70 @@ class Realtime:
 
     async def _join(self, connection: Connection, data: Any) -> dict[str, Any]:
         claims = connection.claims
+        since = _since(data)
         room = await self.store.get_room(claims.room)
         if room is None:
-            raise ApiError(404, f"no room {claims.room!r}", "room_not_found")
+            raise RoomNotFoundError(claims.room)
         if room.status == RoomStatus.ENDED:
             raise ApiError(409, "this room has ended", "room_ended")
-        connection.joined = True
-        await self.sio.enter_room(connection.sid, socket_room(room.id))
-        participant, previous = await self.seat(claims, connection.sid)
+        if not connection.joined:
+            connection.joined = True
+            await self.sio.enter_room(connection.sid, socket_room(room.id))
+            if claims.role in AUDIENCE_VIEWER_ROLES:
+                await self.sio.enter_room(connection.sid, team_room(room.id))
+            await self.feed.follow(room)
+        participant, previous = await self.seat(claims, connection.sid, room)
         if previous is not None and previous.session_id != connection.sid:
             # One identity, one seat: the newest connection wins (a reload, a second tab).
             await self.sio.emit("replaced", {"reason": "joined from another connection"},
                                 to=previous.session_id)
             await self.sio.disconnect(previous.session_id)
-        participants = await self.store.list_participants(room.id)
         return {
             "ice_servers": [{"urls": url} for url in self.settings.ice_servers],
             "room": room.to_dict(),
             "self": participant.public_dict() | {"grants": sorted(g.value for g in claims.grants)},
-            "participants": [p.public_dict() for p in participants],
+            **await self.feed.catch_up(room.id, since),
+        }
+
+    async def _sync(self, connection: Connection, data: Any) -> dict[str, Any]:
+        """A client saw a gap in the sequence numbers: the events it missed, or a snapshot."""
+        room_id = connection.claims.room
+        since = _since(data)
+        if since is None:
+            raise ValidationError("since", "is required")
+        return await self.feed.catch_up(room_id, since)
+
+    async def _audience_list(self, connection: Connection, data: Any) -> dict[str, Any]:
+        """Who watches a livestream, a page at a time, for its hosts and exhibitors."""
+        if connection.claims.role not in AUDIENCE_VIEWER_ROLES:
+            raise ForbiddenError("only the room's hosts and exhibitors see who is watching")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict) or set(data) - {"cursor", "limit"}:
+            raise ValidationError("audience-list", "send {cursor?, limit?}")
+        cursor, limit = data.get("cursor"), data.get("limit", AUDIENCE_PAGE_DEFAULT)
+        if cursor is not None and not isinstance(cursor, str):
+            raise ValidationError("cursor", "the `next` of the previous page, or null")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not (
+                1 <= limit <= AUDIENCE_PAGE_MAX):
+            raise ValidationError("limit", f"an integer from 1 to {AUDIENCE_PAGE_MAX}")
+        room = await self.store.get_room(connection.claims.room)
+        if room is None:
+            raise RoomNotFoundError(connection.claims.room)
+        viewers: list[Participant] = []
+        # The store's pages hold listed people too: read on until this page is full.
+        for _ in range(AUDIENCE_PAGE_READS):
+            page, cursor = await self.store.page_participants(
+                room.id, cursor, limit - len(viewers))
+            viewers += [p for p in page if not is_listed(room.kind, p)]
+            if cursor is None or len(viewers) >= limit:
+                break
+        audience = (await self.feed.catch_up(room.id, None))["audience"]
+        return {
+            "viewers": [{"identity": p.identity, "name": p.name, "role": p.role.value,
+                         "joined_at": p.joined_at} for p in viewers],
+            "next": cursor,
+            "total": audience["current"],
         }
 
     async def _leave(self, connection: Connection, data: Any) -> dict[str, Any]:
@@ -188,9 +266,23 @@ class Realtime:
         room_id = connection.claims.room
         connection.joined = False
         await self.sio.leave_room(connection.sid, socket_room(room_id))
+        await self.sio.leave_room(connection.sid, team_room(room_id))
+        self.feed.unfollow(room_id)
         await self.unseat(room_id, connection.claims.identity, connection.sid)
 
-    async def seat(self, claims: Claims, session_id: str
+    async def _append_change(self, room_id: str, before: Participant | None,
+                             after: Participant | None, kind: RoomKind | None = None) -> None:
+        """Log what a seat's change means for the room's list, if anything."""
+        if kind is None:
+            room = await self.store.get_room(room_id)
+            if room is None:
+                return  # nobody to tell
+            kind = room.kind
+        event = change(kind, before, after, time.time())
+        if event is not None:
+            await self.feed.append(room_id, event)
+
+    async def seat(self, claims: Claims, session_id: str, room: Room | None = None
                    ) -> tuple[Participant, Participant | None]:
         """Put the token's bearer in its room, held by ``session_id`` (a socket.io connection or
         a WHIP session), and tell the room. Returns the participant and whom it replaced."""
@@ -206,9 +298,8 @@ class Realtime:
             session_id=session_id,
         )
         await self.store.put_participant(claims.room, participant)
-        await self.sio.emit("participant-joined", participant.public_dict(),
-                            room=socket_room(claims.room), skip_sid=session_id)
-        await self.broadcast_participants(claims.room)
+        await self._append_change(claims.room, previous, participant,
+                                  None if room is None else room.kind)
         return participant, previous
 
     async def unseat(self, room_id: str, identity: str, session_id: str) -> None:
@@ -217,35 +308,35 @@ class Realtime:
         if current is None or current.session_id != session_id:
             return  # a newer connection of the same identity holds the seat
         await self.store.remove_participant(room_id, identity)
-        await self.sio.emit("participant-left", {"identity": identity}, room=socket_room(room_id))
-        await self.broadcast_participants(room_id)
-
-    async def broadcast_participants(
-        self, room_id: str, participants: list[Participant] | None = None
-    ) -> None:
-        if participants is None:
-            participants = await self.store.list_participants(room_id)
-        await self.sio.emit(
-            "participants",
-            {"room": room_id, "participants": [p.public_dict() for p in participants]},
-            room=socket_room(room_id),
-        )
+        await self._append_change(room_id, current, None)
 
     async def update_participant(self, room_id: str, participant: Participant) -> None:
         """Store a changed participant (e.g. its tracks) and tell the room."""
+        previous = await self.store.get_participant(room_id, participant.identity)
         await self.store.put_participant(room_id, participant)
-        await self.broadcast_participants(room_id)
+        await self._append_change(room_id, previous, participant)
+
+    async def forget_participants(self, removed: list[tuple[str, Participant]]) -> None:
+        """Tell the rooms about participants a stopped node held (the store forgot them)."""
+        for room_id, participant in removed:
+            await self._append_change(room_id, participant, None)
 
     async def room_status_changed(self, room: Room) -> None:
-        await self.sio.emit("room-status", room.to_dict(), room=socket_room(room.id))
-        if room.status == RoomStatus.ENDED:
-            for connection in list(self.connections.values()):
-                if connection.claims.room == room.id:
-                    await self.sio.disconnect(connection.sid)
+        await self.feed.append(room.id, RoomStatusChanged(room, time.time()))
+
+    async def _room_ended(self, room_id: str) -> None:
+        """Every node sends its clients of an ended room away once they were told."""
+        for connection in list(self.connections.values()):
+            if connection.claims.room == room_id:
+                await self.sio.disconnect(connection.sid)
+
+    def start(self) -> None:
+        self.feed.start()
 
     async def close(self) -> None:
         for sid in list(self.connections):
             await self.sio.disconnect(sid)
+        await self.feed.close()
         manager = self.sio.manager
         if isinstance(manager, socketio.AsyncRedisManager):
             # The listener task holds a pub/sub connection: stop it so shutdown is clean.

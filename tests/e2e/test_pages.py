@@ -118,6 +118,11 @@ async def test_presence_two_people_see_each_other(
     for page in (first, second):
         await page.wait_for_function("() => window.fairwire.participants.length === 2")
         assert await participant_names(page) == ["Anna Schmidt", "Li Wei"]
+    # Both follow the room's event log: the first page saw Anna arrive as a delta.
+    seq: int = await first.evaluate("window.fairwire.seq")
+    assert seq >= 2 and await second.evaluate("window.fairwire.seq") == seq
+    await expect(first.locator("#participant-count")).to_have_text("2 here")
+    await expect(second.locator("#participant-count")).to_have_text("2 人在线")
     await expect(first.locator("#participants li")).to_have_count(2)
     await expect(first.locator("#room-name")).to_have_text("Ningbo Pumps · Booth 42")
     await expect(first.locator("#participants li[data-identity='anna'] .role-badge")).to_have_text(
@@ -139,6 +144,7 @@ async def test_presence_two_people_see_each_other(
     await second.close()
     await first.wait_for_function("() => window.fairwire.participants.length === 1", timeout=5_000)
     assert await participant_names(first) == ["Li Wei"]
+    assert await first.evaluate("window.fairwire.seq") == seq + 1
     await expect(first.locator("#participants li")).to_have_count(1)
 
 
