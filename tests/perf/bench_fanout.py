@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.sdp import SessionDescription
+from benchutil import gather_bounded
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -637,25 +638,15 @@ def _own_cpu() -> float:
     return times.user + times.system
 
 
-async def _bounded(coros: Iterable[Awaitable[None]], limit: int) -> None:
-    semaphore = asyncio.Semaphore(limit)
-
-    async def one(coro: Awaitable[None]) -> None:
-        async with semaphore:
-            await coro
-
-    await asyncio.gather(*(one(c) for c in coros))
-
-
 async def add_receivers(
     control: Control | JanusClient, receivers: list[Receiver], total: int, at_socket: bool
 ) -> None:
     new = [Receiver(f"sub{i}", at_socket) for i in range(len(receivers), total)]
     receivers.extend(new)
     if isinstance(control, JanusClient):
-        await _bounded((r.connect_janus(control) for r in new), CONNECT_CONCURRENCY)
+        await gather_bounded((r.connect_janus(control) for r in new), CONNECT_CONCURRENCY)
     else:
-        await _bounded((r.connect(control) for r in new), CONNECT_CONCURRENCY)
+        await gather_bounded((r.connect(control) for r in new), CONNECT_CONCURRENCY)
 
 
 async def warm_up(receivers: list[Receiver]) -> int:
