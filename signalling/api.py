@@ -12,7 +12,7 @@ from rooms import RoomKind, RoomNotFoundError, RoomStatus, ValidationError
 from rooms.model import check_room_id, room_from_request
 from signalling.auth import check_api_key
 from signalling.errors import ApiError, read_json_object
-from signalling.keys import METRICS, REALTIME, SETTINGS, SFU, STORE, TOKENS
+from signalling.keys import LOOP_MONITOR, METRICS, REALTIME, SETTINGS, SFU, STORE, TOKENS
 from signalling.openapi import openapi_document
 
 routes = web.RouteTableDef()
@@ -38,7 +38,8 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
     sfu = request.app[SFU]
-    await registry.refresh(request.app[STORE], sfu.stats(), sfu.published_formats())
+    await registry.refresh(request.app[STORE], sfu.stats(), sfu.published_formats(),
+                           request.app[LOOP_MONITOR].take_worst())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +16,18 @@ from sfu.sessions import MediaSettings, Sfu
 from signalling import api, pages, whip
 from signalling.auth import TokenIssuer
 from signalling.errors import ApiError, Handler, error_middleware
-from signalling.keys import MEDIA, METRICS, RATE_LIMITER, REALTIME, SETTINGS, SFU, STORE, TOKENS
+from signalling.keys import (
+    LOOP_MONITOR,
+    MEDIA,
+    METRICS,
+    RATE_LIMITER,
+    REALTIME,
+    SETTINGS,
+    SFU,
+    STORE,
+    TOKENS,
+)
+from signalling.loop_monitor import LoopMonitor
 from signalling.media import MediaSignalling
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
@@ -77,6 +90,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = metrics
     per_minute = settings.rate_limit_per_minute
     app[RATE_LIMITER] = RateLimiter(per_minute, burst=max(10.0, per_minute / 6))
+    app[LOOP_MONITOR] = LoopMonitor(metrics.loop_lag.observe)
     realtime = Realtime(settings, store, tokens, metrics)
     app[REALTIME] = realtime
     realtime.sio.attach(app)
@@ -91,7 +105,16 @@ def create_app(settings: Settings) -> web.Application:
     pages.add_static(app)
     whip.setup(app)
     app.cleanup_ctx.append(_store_lifecycle)
+    app.cleanup_ctx.append(_loop_monitor_lifecycle)
     return app
+
+
+async def _loop_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(app[LOOP_MONITOR].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ import engineio.packet
 import socketio
 import socketio.packet
 
-SENDS_PER_TURN = 200
+SENDS_PER_TURN = 100
 NAMESPACE = "/"
 
 

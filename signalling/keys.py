@@ -9,6 +9,7 @@ from aiohttp import web
 from config import Settings
 from rooms import Store
 from signalling.auth import TokenIssuer
+from signalling.loop_monitor import LoopMonitor
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
 
@@ -22,6 +23,7 @@ STORE = web.AppKey("store", Store)
 TOKENS = web.AppKey("tokens", TokenIssuer)
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+LOOP_MONITOR = web.AppKey("loop_monitor", LoopMonitor)
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
 SFU: web.AppKey[Sfu] = web.AppKey("sfu")
 MEDIA: web.AppKey[MediaSignalling] = web.AppKey("media")

@@ -60,6 +60,17 @@ class Metrics:
             "tracks published now",
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "fairwire_event_loop_lag_seconds",
+            "How much later than asked the event loop ran a timer (probed every 20 ms)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        self.loop_worst_lag = Gauge(
+            "fairwire_event_loop_worst_lag_seconds",
+            "The worst event-loop lag since the previous scrape",
+            registry=self.registry,
+        )
         self.published_tracks = Gauge(
             "fairwire_published_tracks",
             "Tracks published on this node, by kind, codec and (H.264) profile",
@@ -70,8 +81,11 @@ class Metrics:
     async def refresh(
         self, store: Store, media: Mapping[str, int] | None = None,
         formats: Mapping[tuple[str, str, str], int] | None = None,
+        worst_loop_lag: float | None = None,
     ) -> None:
         """Recompute the state gauges (at scrape time, not per change or per packet)."""
+        if worst_loop_lag is not None:
+            self.loop_worst_lag.set(worst_loop_lag)
         if media is not None:
             for what, value in media.items():
                 if what == "packets_received":

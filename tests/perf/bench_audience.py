@@ -41,12 +41,13 @@ One JSON line describes the set-up, then one line per N:
   event; ``missed``: viewer-events not delivered by the end of the phase.
   ``event_bytes_per_viewer``: what a viewer received per host action.
 - ``node_rss_mb``: VmRSS of the node after the join phase.
+- ``node_loop_stall_ms``: the node's worst event-loop lag per phase, as the node measures it
+  itself (``fairwire_event_loop_worst_lag_seconds`` in ``/metrics``: a 20 ms timer's lateness);
+  null for a checkout without that metric.
 - ``healthz_p50_ms``, ``healthz_worst_ms``: response times of ``GET /healthz`` sent every
-  ``PROBE_PERIOD`` (one at a time, one kept-alive connection) during both phases. The node has
-  no loop-stall probe, so ``stall_bound_ms`` = worst - p50 stands in for its worst event-loop
-  stall: an upper bound of it as far as a request was waiting (it also holds this process's own
-  delays in reading the answer, and a request sent up to ``PROBE_PERIOD`` into a stall sees
-  that much less of it).
+  ``PROBE_PERIOD`` (one at a time, one kept-alive connection) during both phases;
+  ``stall_bound_ms`` = worst - p50 is an outside upper bound of the node's stall (it also holds
+  this process's own delays in reading the answer: with 2,000 viewers to read, those dominate).
 - ``load_cpu_pct``: this process's CPU use per phase; near 100 means the load, not the node,
   set the pace, and latencies include the load's own queueing.
 - counts: ``joined``, ``failed`` (with ``failures`` by reason), ``dropped`` (joined, then
@@ -643,6 +644,17 @@ async def event_phase(run: Run, host_token: str) -> None:
         result["host_error"] = host_error
 
 
+async def node_worst_lag_ms(session: aiohttp.ClientSession, url: str) -> float | None:
+    """The node's own worst event-loop lag since the previous scrape (``/metrics``), in ms;
+    None for a node without that metric (an older checkout)."""
+    async with session.get(url + "/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("fairwire_event_loop_worst_lag_seconds "):
+            return round(float(line.split()[1]) * 1000, 1)
+    return None
+
+
 async def measure(run: Run) -> None:
     node = run.node
     await node.start(run.session)
@@ -659,8 +671,12 @@ async def measure(run: Run) -> None:
             run.result["node_cpu_pct_baseline"] = round(100 * baseline, 1)
             probe.samples.clear()  # the figures are those of the joins and events
             probe.failed = 0
+            await node_worst_lag_ms(run.session, node.url)  # starts the node's count over
             await join_phase(run, tokens, baseline)
+            joins_lag = await node_worst_lag_ms(run.session, node.url)
             await event_phase(run, host_token)
+            run.result["node_loop_stall_ms"] = {
+                "joins": joins_lag, "events": await node_worst_lag_ms(run.session, node.url)}
         finally:
             run.result.update(await probe.stop())
 

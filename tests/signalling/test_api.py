@@ -191,6 +191,9 @@ async def test_metrics_count_rooms_and_requests(client: TestClient[Any, Any]) ->
     assert 'fairwire_participants{role="buyer"} 0.0' in text
     assert ('fairwire_http_requests_total{method="GET",route="/api/rooms/{room_id}",'
             'status="404"} 1.0') in text
+    # The node's own event-loop lag: a histogram, and the worst since the last scrape.
+    assert "fairwire_event_loop_lag_seconds_bucket" in text
+    assert "fairwire_event_loop_worst_lag_seconds " in text
 
 
 async def test_openapi_describes_the_contract(client: TestClient[Any, Any]) -> None:

@@ -8,8 +8,10 @@ from signalling.gc_pauses import GcPauses
 
 def test_survivors_of_a_full_collection_are_frozen_then_thawed_on_schedule() -> None:
     clock = [0.0]
+    before = gc.get_threshold()
     pauses = GcPauses(clock=lambda: clock[0])
     try:
+        assert gc.get_threshold() == gc_pauses.THRESHOLDS
         assert gc.get_freeze_count() > 0  # start-up's objects
         kept = [[] for _ in range(1000)]
         gc.collect()
@@ -23,4 +25,5 @@ def test_survivors_of_a_full_collection_are_frozen_then_thawed_on_schedule() -> 
     finally:
         pauses.close()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
     assert pauses._on_collection not in gc.callbacks
