@@ -36,7 +36,9 @@ class ConfigError(ValueError):
 class Settings:
     """Everything a Fairwire node reads at start-up. Documented setting by setting in README.md."""
 
-    host: str = "0.0.0.0"
+    # Empty: by mode. A first run in dev mode is reachable from this machine only; production
+    # (behind a proxy or in a container) listens on every interface.
+    host: str = ""
     port: int = 8080
     mode: Mode = "dev"
     api_key: str = DEFAULT_API_KEY
@@ -61,8 +63,15 @@ class Settings:
         return self.redis_url is None
 
     @property
+    def all_interfaces(self) -> bool:
+        return self.host in ("0.0.0.0", "::")
+
+    @property
     def listen_url(self) -> str:
-        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        """The URL to open: the public one, or this node's own address."""
+        shown = "127.0.0.1" if self.all_interfaces else self.host
+        if ":" in shown and not shown.startswith("["):
+            shown = f"[{shown}]"  # RFC 3986 §3.2.2: an IPv6 literal in brackets
         return self.public_url or f"http://{shown}:{self.port}"
 
 
@@ -195,6 +204,9 @@ def load_config(
             values[key] = _coerce(key, raw_env)
 
     settings = Settings(**values)  # type: ignore[arg-type]
+    if not settings.host:
+        settings = dataclasses.replace(
+            settings, host="127.0.0.1" if settings.mode == "dev" else "0.0.0.0")
     if not settings.node_id:
         settings = dataclasses.replace(settings, node_id=f"{os.uname().nodename}-{settings.port}")
     _check(settings)

@@ -13,11 +13,21 @@ from aiohttp import web
 
 from config import DEFAULT_API_KEY, ConfigError, Settings, load_config
 
+# Libraries whose INFO lines (an ICE check per candidate pair, say) drown a node's own.
+CHATTY_LOGGERS = ("aioice", "aiortc", "engineio", "socketio")
+
 
 def _banner(settings: Settings) -> str:
+    if settings.all_interfaces:
+        where = f"every interface, port {settings.port}"
+    elif settings.host in ("127.0.0.1", "::1", "localhost"):
+        where = f"{settings.host} port {settings.port} (this machine only: FAIRWIRE_HOST=0.0.0.0)"
+    else:
+        where = f"{settings.host} port {settings.port}"
     lines = [
         f"Fairwire node {settings.node_id} ({settings.mode} mode)",
         f"  open      {settings.listen_url}/",
+        f"  address   {where}",
         f"  state     {'in memory' if settings.in_memory else settings.redis_url}",
         f"  data dir  {settings.data_dir.resolve()}",
         f"  API key   {settings.api_key}"
@@ -28,19 +38,24 @@ def _banner(settings: Settings) -> str:
 
 
 def serve(settings: Settings) -> None:
+    from signalling.access_log import AccessLogger
     from signalling.app import create_app
     from signalling.gc_pauses import GcPauses
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level != "DEBUG":
+        for name in CHATTY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(_banner(settings), flush=True)
 
     async def main() -> None:
         pauses = GcPauses()
         app = create_app(settings)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=logging.getLogger("fairwire.access"),
+                               access_log_class=AccessLogger)
         await runner.setup()
         site = web.TCPSite(runner, settings.host, settings.port, shutdown_timeout=5)
         await site.start()

@@ -202,6 +202,7 @@ class Realtime:
                 await self.sio.enter_room(connection.sid, team_room(room.id))
             await self.feed.follow(room)
         participant, previous = await self.seat(claims, connection.sid, room)
+        log.info("join %s: %s (%s)", room.id, claims.identity, claims.role.value)
         if previous is not None and previous.session_id != connection.sid:
             # One identity, one seat: the newest connection wins (a reload, a second tab).
             await self.sio.emit("replaced", {"reason": "joined from another connection"},
@@ -268,6 +269,7 @@ class Realtime:
         await self.sio.leave_room(connection.sid, socket_room(room_id))
         await self.sio.leave_room(connection.sid, team_room(room_id))
         self.feed.unfollow(room_id)
+        log.info("leave %s: %s", room_id, connection.claims.identity)
         await self.unseat(room_id, connection.claims.identity, connection.sid)
 
     async def _append_change(self, room_id: str, before: Participant | None,

@@ -89,3 +89,13 @@ def test_lists_from_environment() -> None:
         environ={"FAIRWIRE_ICE_SERVERS": "stun:stun.example.org:3478, turn:turn.example.org"}
     )
     assert settings.ice_servers == ("stun:stun.example.org:3478", "turn:turn.example.org")
+
+
+def test_a_first_run_listens_on_this_machine_only_and_production_everywhere() -> None:
+    assert load_config(environ={}).host == "127.0.0.1"
+    assert load_config(environ={}).listen_url == "http://127.0.0.1:8080"
+    production = {"FAIRWIRE_MODE": "production", "FAIRWIRE_API_KEY": "k" * 20,
+                  "FAIRWIRE_JWT_SECRET": "s" * 40}
+    assert load_config(environ=production).host == "0.0.0.0"
+    assert load_config(environ={"FAIRWIRE_HOST": "0.0.0.0"}).all_interfaces
+    assert load_config(environ={"FAIRWIRE_HOST": "::1"}).listen_url == "http://[::1]:8080"
