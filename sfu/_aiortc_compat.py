@@ -216,17 +216,18 @@ class _BoundedUnprotect:
         self._unprotect_rtcp = session.unprotect_rtcp
         self.oversized = 0
 
-    def unprotect(self, data: bytes) -> bytes:
+    def _refuse_oversized(self, data: bytes) -> None:
         if len(data) > SRTP_BUFFER_BYTES:
             self.oversized += 1
-            raise pylibsrtp.Error("SRTP packet larger than the MTU")
+            raise pylibsrtp.Error("datagram larger than the MTU")
+
+    def unprotect(self, data: bytes) -> bytes:
+        self._refuse_oversized(data)
         result: bytes = self._unprotect(data)
         return result
 
     def unprotect_rtcp(self, data: bytes) -> bytes:
-        if len(data) > SRTP_BUFFER_BYTES:
-            self.oversized += 1
-            raise pylibsrtp.Error("SRTCP packet larger than the MTU")
+        self._refuse_oversized(data)
         result: bytes = self._unprotect_rtcp(data)
         return result
 
@@ -648,27 +649,30 @@ def can_forward(kind: str, codec: RTCRtpCodecParameters) -> bool:
                for local in aiortc.codecs.CODECS.get(kind, []))
 
 
+def _receivable(codecs: list[Any], codec_format: CodecFormat) -> list[Any]:
+    """For each format the publication is receivable as (its own first), the first codec of
+    ``codecs`` in that format."""
+    found = []
+    for receivable in codec_format.receivable_as():
+        match = next((c for c in codecs if not _is_rtx(c)
+                      and receivable.matches(c.mimeType, c.parameters)), None)
+        if match is not None:
+            found.append(match)
+    return found
+
+
 def keep_codec(transceiver: RTCRtpTransceiver, codec_format: CodecFormat) -> bool:
     """Answering a player: keep the first format of the publication's
     :meth:`~sfu.codecs.CodecFormat.receivable_as` that the offer has; False if none."""
-    offered = [c for c in getattr(transceiver, "_codecs", []) if not _is_rtx(c)]
-    for receivable in codec_format.receivable_as():
-        primary = next((c for c in offered if receivable.matches(c.mimeType, c.parameters)),
-                       None)
-        if primary is not None:
-            return _restrict(transceiver, primary) is not None
-    return False
+    offered = _receivable(getattr(transceiver, "_codecs", []), codec_format)
+    return bool(offered) and _restrict(transceiver, offered[0]) is not None
 
 
 def prefer_codec(transceiver: RTCRtpTransceiver, codec_format: CodecFormat) -> None:
     """Offering to a subscriber: the publication's format first, then the others its
     receivers decode it as (so a browser that lists only a wider profile still takes it)."""
     capabilities = RTCRtpSender.getCapabilities(transceiver.kind).codecs
-    chosen = [
-        next(c for c in capabilities if not _is_rtx(c) and f.matches(c.mimeType, c.parameters))
-        for f in codec_format.receivable_as()
-        if any(not _is_rtx(c) and f.matches(c.mimeType, c.parameters) for c in capabilities)
-    ]
+    chosen = _receivable(capabilities, codec_format)
     if not chosen or not codec_format.matches(chosen[0].mimeType, chosen[0].parameters):
         raise ValueError(f"{codec_format} is not a codec this server can send")
     transceiver.setCodecPreferences([*chosen, *(c for c in capabilities if _is_rtx(c))])

@@ -771,6 +771,9 @@ class Sfu:
             "downtracks": sum(len(p.stream.downtracks) for p in publications),
             "packets_received": sum(p.stream.received for p in publications),
             "send_failures": sum(p.stream.send_failures for p in publications),
+            "packets_oversized": sum(compat.oversized_packets_dropped(publisher.pc)
+                                     for room in self.rooms.values()
+                                     for publisher in room.publishers),
         }
 
     def published_formats(self) -> Counter[tuple[str, str, str]]:

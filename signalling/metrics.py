@@ -45,7 +45,8 @@ class Metrics:
 
         self.media = Gauge(
             "fairwire_media",
-            "This node's media plane: rooms, publishers, subscribers, publications, downtracks",
+            "This node's media plane: rooms, publishers, subscribers, publications, downtracks, "
+            "packets_oversized (datagrams over the MTU dropped on receipt)",
             ["what"],
             registry=self.registry,
         )

@@ -68,9 +68,13 @@ __all__ = ["Connection", "Realtime", "socket_room"]
 
 def _since(data: Any) -> int | None:
     """The ``since`` a client passes: the last sequence number it applied."""
-    if data is None or (isinstance(data, dict) and data.get("since") is None):
+    if data is None:
         return None
-    value = data.get("since") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise ValidationError("since", "send an object {since?}")
+    value = data.get("since")
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError("since", "the last sequence number applied: an integer >= 0")
     return value
@@ -248,12 +252,11 @@ class Realtime:
             viewers += [p for p in page if not is_listed(room.kind, p)]
             if cursor is None or len(viewers) >= limit:
                 break
-        audience = (await self.feed.catch_up(room.id, None))["audience"]
         return {
             "viewers": [{"identity": p.identity, "name": p.name, "role": p.role.value,
                          "joined_at": p.joined_at} for p in viewers],
             "next": cursor,
-            "total": audience["current"],
+            "total": (await self.feed.audience(room.id))["current"],
         }
 
     async def _leave(self, connection: Connection, data: Any) -> dict[str, Any]:

@@ -127,10 +127,6 @@ class RoomFeed:
             if followed.clients <= 0:
                 del self._followed[room_id]
 
-    def presence(self, room_id: str) -> Presence | None:
-        followed = self._followed.get(room_id)
-        return None if followed is None else followed.presence
-
     async def append(self, room_id: str, event: RoomEvent) -> RoomEvent:
         """Log ``event``: every node following the room delivers it to its clients."""
         return await self.store.append_event(room_id, event)
@@ -158,6 +154,13 @@ class RoomFeed:
         return {"seq": presence.seq, "snapshot": True,
                 "participants": [p.public_dict() for p in presence.listed],
                 "audience": audience}
+
+    async def audience(self, room_id: str) -> dict[str, int]:
+        """``{current, peak}`` of a room a client of this node is in (zero for others)."""
+        followed = self._followed.get(room_id)
+        if followed is None:
+            return {"current": 0, "peak": 0}
+        return await self._audience(followed, await self._current(followed))
 
     async def _current(self, followed: _Followed) -> Presence:
         """What this node has folded, brought up to the log's end (a joiner's own arrival is
@@ -221,7 +224,7 @@ class RoomFeed:
                 if followed.room.kind != RoomKind.LIVESTREAM:
                     continue
                 try:
-                    figure = await self._audience(followed, await self._current(followed))
+                    figure = await self.audience(room_id)
                 except Exception:
                     log.exception("audience of %s failed", room_id)
                     continue
