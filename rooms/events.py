@@ -22,6 +22,17 @@ class EventType(enum.StrEnum):
     PARTICIPANT_UPDATED = "participant-updated"
     PARTICIPANT_LEFT = "participant-left"
     ROOM_STATUS = "room-status"
+    STAGE = "stage"
+
+
+class StageMove(enum.StrEnum):
+    """What happened on a livestream's stage: a host invited someone, who accepted (``on``) or
+    declined; ``off`` is stepping down, or being taken off by a host."""
+
+    INVITED = "invited"
+    ON = "on"
+    DECLINED = "declined"
+    OFF = "off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +73,22 @@ class ParticipantLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class StageChanged:
+    identity: str
+    name: str
+    move: StageMove
+    at: float
+    seq: int = 0
+    type = EventType.STAGE
+
+    def fields(self) -> dict[str, Any]:
+        return {"identity": self.identity, "name": self.name, "state": self.move.value}
+
+
+@dataclass(frozen=True, slots=True)
 class RoomStatusChanged:
+    """The room's record changed: its status, whether someone publishes, or an edit."""
+
     room: Room
     at: float
     seq: int = 0
@@ -72,7 +98,8 @@ class RoomStatusChanged:
         return {"room": self.room.to_dict()}
 
 
-RoomEvent = ParticipantJoined | ParticipantUpdated | ParticipantLeft | RoomStatusChanged
+RoomEvent = (ParticipantJoined | ParticipantUpdated | ParticipantLeft | RoomStatusChanged
+             | StageChanged)
 
 
 def numbered(event: RoomEvent, seq: int) -> RoomEvent:
@@ -95,6 +122,9 @@ def event_from_dict(data: Mapping[str, Any]) -> RoomEvent:
             return ParticipantUpdated(Participant.from_public(data["participant"]), at, seq)
         if kind == EventType.PARTICIPANT_LEFT:
             return ParticipantLeft(str(data["identity"]), at, seq)
+        if kind == EventType.STAGE:
+            return StageChanged(str(data["identity"]), str(data["name"]),
+                                StageMove(data["state"]), at, seq)
         return RoomStatusChanged(Room.from_dict(data["room"]), at, seq)
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed room event: {exc}") from None

@@ -27,6 +27,19 @@ class RoomStatus(enum.StrEnum):
     ENDED = "ended"
 
 
+class Visibility(enum.StrEnum):
+    """Public rooms are listed and watchable by anyone; private ones only with their token."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+DEFAULT_VISIBILITY: Mapping[RoomKind, Visibility] = {
+    RoomKind.LIVESTREAM: Visibility.PUBLIC,
+    RoomKind.MEETING: Visibility.PRIVATE,
+}
+
+
 class Role(enum.StrEnum):
     EXHIBITOR = "exhibitor"
     BUYER = "buyer"
@@ -148,6 +161,19 @@ class Room:
     created_at: float = 0.0
     started_at: float | None = None
     ended_at: float | None = None
+    visibility: Visibility = Visibility.PUBLIC
+    # Someone publishes in it now, and since when that is so (or no longer so).
+    publishing: bool = False
+    publishing_changed_at: float | None = None
+
+    @property
+    def public(self) -> bool:
+        return self.visibility == Visibility.PUBLIC
+
+    def with_publishing(self, publishing: bool, now: float) -> Room:
+        if publishing == self.publishing:
+            return self
+        return dataclasses.replace(self, publishing=publishing, publishing_changed_at=now)
 
     def with_status(self, status: RoomStatus, now: float) -> Room:
         """The room moved to ``status`` at ``now``; refuses a move the lifecycle does not allow."""
@@ -179,14 +205,18 @@ class Room:
             "created_at": self.created_at,
             "started_at": self.started_at,
             "ended_at": self.ended_at,
+            "visibility": self.visibility.value,
+            "publishing": self.publishing,
+            "publishing_changed_at": self.publishing_changed_at,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Room:
+        kind = RoomKind(data["kind"])
         return cls(
             id=data["id"],
             name=data["name"],
-            kind=RoomKind(data["kind"]),
+            kind=kind,
             category=data.get("category", ""),
             owner=data.get("owner", ""),
             scheduled_start=data.get("scheduled_start"),
@@ -197,13 +227,18 @@ class Room:
             created_at=float(data.get("created_at", 0.0)),
             started_at=data.get("started_at"),
             ended_at=data.get("ended_at"),
+            visibility=Visibility(data.get("visibility", DEFAULT_VISIBILITY[kind])),
+            publishing=bool(data.get("publishing", False)),
+            publishing_changed_at=data.get("publishing_changed_at"),
         )
 
 
 ROOM_FIELDS = frozenset(
     {"id", "name", "kind", "category", "owner", "scheduled_start", "scheduled_end", "record",
-     "languages", "status"}
+     "languages", "status", "visibility"}
 )
+# What an edit may change: everything but the id and the kind (pages and links depend on them).
+EDITABLE_ROOM_FIELDS = ROOM_FIELDS - {"id", "kind"}
 
 
 def _timestamp(field_name: str, value: object) -> float | None:
@@ -216,6 +251,41 @@ def _timestamp(field_name: str, value: object) -> float | None:
     return float(value)
 
 
+def _room_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The validated fields of ``data`` that a room can take (those present only)."""
+    fields: dict[str, Any] = {}
+    if "name" in data:
+        fields["name"] = _text("name", data["name"], MAX_NAME_CHARS)
+    if "category" in data:
+        fields["category"] = _text("category", data["category"], MAX_CATEGORY_CHARS,
+                                   required=False)
+    if "owner" in data:
+        owner = data["owner"]
+        fields["owner"] = "" if owner is None or owner == "" else check_identity(owner)
+    for name in ("scheduled_start", "scheduled_end"):
+        if name in data:
+            fields[name] = _timestamp(name, data[name])
+    if "record" in data:
+        if not isinstance(data["record"], bool):
+            raise ValidationError("record", "must be true or false")
+        fields["record"] = data["record"]
+    if "languages" in data:
+        raw = data["languages"]
+        if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LANGUAGES:
+            raise ValidationError("languages", f"a list of 1 to {MAX_LANGUAGES} language tags")
+        fields["languages"] = tuple(check_language(lang, "languages") for lang in raw)
+    if "visibility" in data:
+        fields["visibility"] = _enum(Visibility, "visibility", data["visibility"])
+    if "status" in data:
+        fields["status"] = _enum(RoomStatus, "status", data["status"])
+    return fields
+
+
+def _check_schedule(start: float | None, end: float | None) -> None:
+    if start is not None and end is not None and end <= start:
+        raise ValidationError("scheduled_end", "must be after scheduled_start")
+
+
 def room_from_request(data: Mapping[str, Any], now: float) -> Room:
     """Validate a create-room request body and build the room. Unknown fields are refused."""
     unknown = set(data) - ROOM_FIELDS
@@ -224,41 +294,40 @@ def room_from_request(data: Mapping[str, Any], now: float) -> Room:
     room_id = check_room_id(data["id"]) if "id" in data else new_room_id()
     if "name" not in data:
         raise ValidationError("name", "is required")
-    name = _text("name", data["name"], MAX_NAME_CHARS)
     if "kind" not in data:
         raise ValidationError("kind", "is required")
     kind = _enum(RoomKind, "kind", data["kind"])
-    category = _text("category", data.get("category", ""), MAX_CATEGORY_CHARS, required=False)
-    owner = data.get("owner")
-    owner = "" if owner is None or owner == "" else check_identity(owner)
-    start = _timestamp("scheduled_start", data.get("scheduled_start"))
-    end = _timestamp("scheduled_end", data.get("scheduled_end"))
-    if start is not None and end is not None and end <= start:
-        raise ValidationError("scheduled_end", "must be after scheduled_start")
-    record = data.get("record", kind == RoomKind.LIVESTREAM)
-    if not isinstance(record, bool):
-        raise ValidationError("record", "must be true or false")
-    languages_raw = data.get("languages", ["en"])
-    if not isinstance(languages_raw, list) or not 1 <= len(languages_raw) <= MAX_LANGUAGES:
-        raise ValidationError("languages", f"a list of 1 to {MAX_LANGUAGES} language tags")
-    languages = tuple(check_language(lang, "languages") for lang in languages_raw)
-    status = _enum(RoomStatus, "status", data.get("status", "scheduled"))
+    fields = _room_fields(data)
+    _check_schedule(fields.get("scheduled_start"), fields.get("scheduled_end"))
+    status = fields.pop("status", RoomStatus.SCHEDULED)
     if status == RoomStatus.ENDED:
         raise ValidationError("status", "a new room cannot be ended")
+    fields.setdefault("record", kind == RoomKind.LIVESTREAM)
+    fields.setdefault("visibility", DEFAULT_VISIBILITY[kind])
     return Room(
         id=room_id,
-        name=name,
         kind=kind,
-        category=category,
-        owner=owner,
-        scheduled_start=start,
-        scheduled_end=end,
         status=status,
-        record=record,
-        languages=languages,
         created_at=now,
         started_at=now if status == RoomStatus.LIVE else None,
+        **fields,
     )
+
+
+def room_edited(room: Room, data: Mapping[str, Any], now: float) -> Room:
+    """The room after an edit request (``PATCH``): any editable field, status through its
+    lifecycle (:meth:`Room.with_status`). Unknown fields and the id or kind are refused."""
+    unknown = set(data) - EDITABLE_ROOM_FIELDS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValidationError(name, "cannot change" if name in ROOM_FIELDS else "unknown field")
+    if not data:
+        raise ValidationError("body", "name at least one field to change")
+    fields = _room_fields(data)
+    status = fields.pop("status", None)
+    edited = dataclasses.replace(room, **fields)
+    _check_schedule(edited.scheduled_start, edited.scheduled_end)
+    return edited if status is None else edited.with_status(status, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,16 +339,18 @@ class Track:
     codec: str = ""  # "VP8", "H264", "opus"
     source: str = "camera"  # camera | microphone | screen | encoder
     profile: str = ""  # H.264: "constrained-baseline", "baseline", "main", "high", ...
+    muted: bool = False  # its publisher turned it off (camera off, microphone muted)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "codec": self.codec, "profile": self.profile,
-                "source": self.source}
+                "source": self.source, "muted": self.muted}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Track:
         return cls(
             id=data["id"], kind=data["kind"], codec=data.get("codec", ""),
             source=data.get("source", "camera"), profile=data.get("profile", ""),
+            muted=bool(data.get("muted", False)),
         )
 
 
@@ -296,6 +367,7 @@ class Participant:
     # disconnect of the older connection must not remove the newer one.
     session_id: str = ""
     tracks: tuple[Track, ...] = field(default=())
+    guest: bool = False  # came in with a guest link: watches, never on stage
 
     def can(self, grant: Grant) -> bool:
         return grant in self.grants
@@ -311,6 +383,7 @@ class Participant:
             "node_id": self.node_id,
             "session_id": self.session_id,
             "tracks": [t.to_dict() for t in self.tracks],
+            "guest": self.guest,
         }
 
     @classmethod
@@ -320,6 +393,7 @@ class Participant:
             grants=frozenset(Grant(g) for g in data["grants"]),
             node_id=data.get("node_id", ""),
             session_id=data.get("session_id", ""),
+            guest=bool(data.get("guest", False)),
         )
 
     @classmethod

@@ -14,14 +14,18 @@ then the events after that number, always converge on the room's state.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from rooms.access import StageState
 from rooms.events import (
     ParticipantJoined,
     ParticipantLeft,
     ParticipantUpdated,
     RoomEvent,
     RoomStatusChanged,
+    StageChanged,
+    StageMove,
 )
 from rooms.model import Participant, Role, Room, RoomKind, RoomStatus
 
@@ -40,17 +44,20 @@ def is_listed(kind: RoomKind, participant: Participant) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Presence:
-    """A room's listed participants (in the order they were listed) as of event ``seq``."""
+    """A room's listed participants (in the order they were listed) and who is invited to or
+    on its stage, as of event ``seq``."""
 
     seq: int = 0
     listed: tuple[Participant, ...] = field(default=())
     status: RoomStatus | None = None
+    stage: Mapping[str, StageState] = field(default_factory=dict)
 
     @classmethod
-    def snapshot(cls, room: Room, participants: list[Participant], seq: int) -> Presence:
+    def snapshot(cls, room: Room, participants: list[Participant], seq: int,
+                 stage: Mapping[str, StageState] | None = None) -> Presence:
         """The state from the store's participants, read after the log stood at ``seq``."""
         return cls(seq, tuple(p.public() for p in participants if is_listed(room.kind, p)),
-                   room.status)
+                   room.status, dict(stage or {}))
 
     def identities(self) -> list[str]:
         return [p.identity for p in self.listed]
@@ -82,6 +89,13 @@ def apply(presence: Presence, event: RoomEvent) -> Presence:
         listed = _without(listed, event.identity)
     elif isinstance(event, RoomStatusChanged):
         status = event.room.status
+    elif isinstance(event, StageChanged):
+        stage = dict(presence.stage)
+        if event.move in (StageMove.DECLINED, StageMove.OFF):
+            stage.pop(event.identity, None)
+        else:
+            stage[event.identity] = StageState(event.move.value)
+        return dataclasses.replace(presence, seq=event.seq, stage=stage)
     return dataclasses.replace(presence, seq=event.seq, listed=listed, status=status)
 
 

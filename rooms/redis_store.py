@@ -10,7 +10,10 @@ Layout under ``prefix`` (default ``fairwire``):
 - ``{prefix}:room:{id}:events`` — the room's event log, a stream whose entry ids are
   ``0-{seq}`` (so ``XREAD`` and exclusive ``XRANGE`` work on sequence numbers), with fields
   ``at`` and ``e`` (the event's JSON without ``seq``); ``{prefix}:room:{id}:seq`` — its last
-  sequence number; ``{prefix}:room:{id}:peak`` — the largest audience noted.
+  sequence number; ``{prefix}:room:{id}:peak`` — the largest audience noted;
+- ``{prefix}:room:{id}:stage`` — hash identity -> stage state (invited, on);
+- ``{prefix}:link:{token_id}`` — a link token's record as JSON, expiring with the link, and
+  ``{prefix}:room:{id}:links`` — sorted set of the room's link ids scored by issue time.
 
 Every write that must check something first is one Lua script, so that Redis runs the check and
 the write without another client in between. The scripts build the node-set keys from the prefix
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, event_from_dict, event_to_dict
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
 from rooms.store import (
@@ -48,7 +52,7 @@ MGET_BATCH = 500
 _CREATE_ROOM = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6])
+redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 return 1
 """
 
@@ -136,6 +140,19 @@ return removed
 """
 
 
+# The record keeps its expiry (KEEPTTL): a revoked link is forgotten when it would have expired.
+_REVOKE_LINK = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return false end
+local link = cjson.decode(raw)
+if tonumber(link.expires_at) <= tonumber(ARGV[1]) then return false end
+link.revoked = true
+raw = cjson.encode(link)
+redis.call('SET', KEYS[1], raw, 'KEEPTTL')
+return raw
+"""
+
+
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -162,6 +179,7 @@ class RedisStore:
         self._remove_node_participants = self._redis.register_script(_REMOVE_NODE_PARTICIPANTS)
         self._append_event = self._redis.register_script(_APPEND_EVENT)
         self._record_audience = self._redis.register_script(_RECORD_AUDIENCE)
+        self._revoke_link = self._redis.register_script(_REVOKE_LINK)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "fairwire", max_events: int = DEFAULT_MAX_EVENTS,
@@ -191,6 +209,15 @@ class RedisStore:
     def _peak_key(self, room_id: str) -> str:
         return f"{self._prefix}:room:{room_id}:peak"
 
+    def _stage_key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}:stage"
+
+    def _link_key(self, token_id: str) -> str:
+        return f"{self._prefix}:link:{token_id}"
+
+    def _room_links_key(self, room_id: str) -> str:
+        return f"{self._prefix}:room:{room_id}:links"
+
     @staticmethod
     def _member(room_id: str, identity: str) -> str:
         return f"{room_id}\x00{identity}"
@@ -211,7 +238,8 @@ class RedisStore:
     async def create_room(self, room: Room) -> None:
         created = await self._create_room(
             keys=[self._room_key(room.id), self._index_key(), self._participants_key(room.id),
-                  self._events_key(room.id), self._seq_key(room.id), self._peak_key(room.id)],
+                  self._events_key(room.id), self._seq_key(room.id), self._peak_key(room.id),
+                  self._stage_key(room.id)],
             args=[_dumps(room.to_dict()), room.created_at, room.id],
         )
         if not created:
@@ -360,3 +388,55 @@ class RedisStore:
         for key, entries in replies or ():
             found[keys[key]] = [self._entry(entry_id, fields) for entry_id, fields in entries]
         return found
+
+    async def put_link(self, link: LinkRecord) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._link_key(link.token_id), _dumps(link.to_dict()),
+                     exat=max(1, int(link.expires_at) + 1))
+            pipe.zadd(self._room_links_key(link.room), {link.token_id: link.issued_at})
+            await pipe.execute()
+
+    async def list_links(self, room_id: str, now: float) -> list[LinkRecord]:
+        index = self._room_links_key(room_id)
+        token_ids = cast(list[str], await self._redis.zrevrange(index, 0, -1))
+        links: list[LinkRecord] = []
+        gone: list[str] = []
+        for start in range(0, len(token_ids), MGET_BATCH):
+            batch = token_ids[start : start + MGET_BATCH]
+            values = cast(list[str | None],
+                          await self._redis.mget([self._link_key(t) for t in batch]))
+            for token_id, raw in zip(batch, values, strict=True):
+                if raw is None:
+                    gone.append(token_id)  # expired: its record went with it
+                    continue
+                link = LinkRecord.from_dict(json.loads(raw))
+                if link.expires_at > now:
+                    links.append(link)
+        if gone:
+            await self._redis.zrem(index, *gone)
+        return links
+
+    async def revoke_link(self, token_id: str, now: float) -> LinkRecord | None:
+        raw = await self._revoke_link(keys=[self._link_key(token_id)], args=[now])
+        return None if raw is None else LinkRecord.from_dict(json.loads(raw))
+
+    async def revoked(self, token_ids: Collection[str]) -> set[str]:
+        ids = list(token_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), MGET_BATCH):
+            batch = ids[start : start + MGET_BATCH]
+            values = cast(list[str | None],
+                          await self._redis.mget([self._link_key(t) for t in batch]))
+            found.update(token_id for token_id, raw in zip(batch, values, strict=True)
+                         if raw is not None and json.loads(raw).get("revoked"))
+        return found
+
+    async def set_stage(self, room_id: str, identity: str, state: StageState | None) -> None:
+        if state is None:
+            await self._redis.hdel(self._stage_key(room_id), identity)
+        else:
+            await self._redis.hset(self._stage_key(room_id), identity, state.value)
+
+    async def stage_states(self, room_id: str) -> dict[str, StageState]:
+        raw = cast(dict[str, str], await self._redis.hgetall(self._stage_key(room_id)))
+        return {identity: StageState(state) for identity, state in raw.items()}

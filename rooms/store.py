@@ -10,12 +10,14 @@ follows (:meth:`Store.wait_events`) to deliver each event to its own clients, in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, numbered
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
 
@@ -101,6 +103,24 @@ class Store(Protocol):
         caller sees the gap in the sequence numbers."""
 
 
+    async def put_link(self, link: LinkRecord) -> None:
+        """Note a link token issued (kept until it expires)."""
+
+    async def list_links(self, room_id: str, now: float) -> list[LinkRecord]:
+        """The room's unexpired links, newest first."""
+
+    async def revoke_link(self, token_id: str, now: float) -> LinkRecord | None:
+        """Mark a link revoked until it expires; None (and nothing changes) if unknown."""
+
+    async def revoked(self, token_ids: Collection[str]) -> set[str]:
+        """Which of these token ids are revoked (one round trip however many)."""
+
+    async def set_stage(self, room_id: str, identity: str, state: StageState | None) -> None:
+        """Where ``identity`` stands with the room's stage (None: off it, not invited)."""
+
+    async def stage_states(self, room_id: str) -> dict[str, StageState]: ...
+
+
 class MemoryStore:
     """The embedded default: one node, state in this process."""
 
@@ -113,6 +133,8 @@ class MemoryStore:
         self._events: dict[str, deque[RoomEvent]] = {}
         self._last_seq: dict[str, int] = {}
         self._peaks: dict[str, int] = {}
+        self._links: dict[str, LinkRecord] = {}
+        self._stage: dict[str, dict[str, StageState]] = {}
         # Set and replaced on every append: wakes whoever waits in wait_events.
         self._appended = asyncio.Event()
 
@@ -130,6 +152,7 @@ class MemoryStore:
         self._events[room.id] = deque(maxlen=self._max_events)
         self._last_seq[room.id] = 0
         self._peaks[room.id] = 0
+        self._stage[room.id] = {}
 
     async def get_room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
@@ -257,3 +280,37 @@ class MemoryStore:
                 if events:
                     found[room_id] = list(events)
         return found
+
+    async def put_link(self, link: LinkRecord) -> None:
+        self._forget_expired_links(link.issued_at)
+        self._links[link.token_id] = link
+
+    def _forget_expired_links(self, now: float) -> None:
+        for token_id in [k for k, link in self._links.items() if link.expires_at <= now]:
+            del self._links[token_id]
+
+    async def list_links(self, room_id: str, now: float) -> list[LinkRecord]:
+        return sorted((link for link in self._links.values()
+                       if link.room == room_id and link.expires_at > now),
+                      key=lambda link: (-link.issued_at, link.token_id))
+
+    async def revoke_link(self, token_id: str, now: float) -> LinkRecord | None:
+        link = self._links.get(token_id)
+        if link is None or link.expires_at <= now:
+            return None
+        link = self._links[token_id] = dataclasses.replace(link, revoked=True)
+        return link
+
+    async def revoked(self, token_ids: Collection[str]) -> set[str]:
+        return {token_id for token_id in token_ids
+                if (link := self._links.get(token_id)) is not None and link.revoked}
+
+    async def set_stage(self, room_id: str, identity: str, state: StageState | None) -> None:
+        states = self._stage.setdefault(room_id, {})
+        if state is None:
+            states.pop(identity, None)
+        else:
+            states[identity] = state
+
+    async def stage_states(self, room_id: str) -> dict[str, StageState]:
+        return dict(self._stage.get(room_id, {}))

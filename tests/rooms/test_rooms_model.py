@@ -15,6 +15,7 @@ from rooms.model import (
     RoomKind,
     RoomStatus,
     ValidationError,
+    Visibility,
     grants_for,
     room_from_request,
 )
@@ -56,7 +57,7 @@ def test_full_request() -> None:
         id="booth-12", name="青岛 生产线", kind=RoomKind.MEETING, category="机械",
         owner="li@example.com", scheduled_start=100.0, scheduled_end=200.5,
         status=RoomStatus.LIVE, record=True, languages=("zh-CN", "en"), created_at=NOW,
-        started_at=NOW,
+        started_at=NOW, visibility=Visibility.PRIVATE,  # meetings are private unless told
     )
 
 

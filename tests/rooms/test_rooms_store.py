@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 from ports import free_port
 
+from rooms.access import LinkRecord, StageState
 from rooms.events import (
     ParticipantJoined,
     ParticipantLeft,
@@ -429,3 +430,44 @@ async def test_counting_paging_and_the_audience_peak(store: Store) -> None:
     assert await store.record_audience("show", 12) == 12
     assert await store.record_audience("show", 7) == 12
     assert await store.record_audience("show", 15) == 15
+
+
+# Links and the stage ---------------------------------------------------------------------------
+
+
+def a_link(token_id: str, room_id: str = "r", issued_at: float = 100.0,
+           expires_at: float | None = None) -> LinkRecord:
+    return LinkRecord(token_id=token_id, room=room_id, identity=f"id-{token_id}",
+                      name="Wang 王", role=Role.BUYER, issued_at=issued_at,
+                      expires_at=expires_at if expires_at is not None else time.time() + 600)
+
+
+async def test_links_are_listed_newest_first_and_revoked(store: Store) -> None:
+    now = time.time()
+    await store.put_link(a_link("a1", issued_at=now - 30))
+    await store.put_link(a_link("b2", issued_at=now - 20))
+    await store.put_link(a_link("c3", room_id="other", issued_at=now - 10))
+    await store.put_link(a_link("d4", issued_at=now - 40, expires_at=now + 1))
+    assert [link.token_id for link in await store.list_links("r", now)] == ["b2", "a1", "d4"]
+    # Expired links are not listed, and cannot be revoked any more (they let nobody in).
+    assert [link.token_id for link in await store.list_links("r", now + 2)] == ["b2", "a1"]
+    assert await store.revoke_link("d4", now + 2) is None
+    revoked = await store.revoke_link("a1", now)
+    assert revoked is not None and revoked.revoked and revoked.name == "Wang 王"
+    assert await store.revoke_link("zz", now) is None
+    assert await store.revoked(["a1", "b2", "c3", "zz"]) == {"a1"}
+    assert await store.revoked([]) == set()
+    listed = {link.token_id: link.revoked for link in await store.list_links("r", now)}
+    assert listed == {"a1": True, "b2": False, "d4": False}
+
+
+async def test_stage_states(store: Store) -> None:
+    await store.create_room(room("r", kind=RoomKind.LIVESTREAM))
+    assert await store.stage_states("r") == {}
+    await store.set_stage("r", "wang", StageState.INVITED)
+    await store.set_stage("r", "li", StageState.INVITED)
+    await store.set_stage("r", "wang", StageState.ON)
+    await store.set_stage("r", "li", None)
+    assert await store.stage_states("r") == {"wang": StageState.ON}
+    await store.set_stage("r", "nobody", None)
+    assert await store.stage_states("other") == {}
