@@ -48,7 +48,16 @@ class Settings:
     public_url: str | None = None
     node_id: str = ""
     max_body_bytes: int = 64 * 1024
-    token_max_ttl: int = 24 * 3600
+    # Links (tokens in URLs) may last a whole fair; connections hold a session credential of
+    # session_ttl seconds that the node renews while they stay (revocation acts on renewal).
+    token_max_ttl: int = 30 * 24 * 3600
+    session_ttl: int = 120
+    clock_skew: int = 30
+    # Visitors of public rooms get a guest link of this lifetime, so many a minute per address.
+    guest_token_ttl: int = 3600
+    guest_tokens_per_minute: int = 10
+    # A live room whose publishers all left shows LIVE this much longer, then "starting soon".
+    live_grace: int = 60
     rate_limit_per_minute: int = 600
     cors_origins: tuple[str, ...] = ("*",)
     ice_servers: tuple[str, ...] = ()
@@ -105,6 +114,16 @@ def _coerce(name: str, raw: object) -> object:
         return _parse_int(setting, raw, 1024, 64 * 1024 * 1024)
     if name == "token_max_ttl":
         return _parse_int(setting, raw, 60, 366 * 24 * 3600)
+    if name == "session_ttl":
+        return _parse_int(setting, raw, 10, 24 * 3600)
+    if name == "clock_skew":
+        return _parse_int(setting, raw, 0, 300)
+    if name == "guest_token_ttl":
+        return _parse_int(setting, raw, 60, 7 * 24 * 3600)
+    if name == "guest_tokens_per_minute":
+        return _parse_int(setting, raw, 1, 1_000_000)
+    if name == "live_grace":
+        return _parse_int(setting, raw, 0, 24 * 3600)
     if name == "rate_limit_per_minute":
         return _parse_int(setting, raw, 1, 1_000_000)
     if name == "event_log_max_events":

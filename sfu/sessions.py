@@ -141,6 +141,8 @@ class Publication:
         self.kind = kind
         self.source = source
         self.format = codec.format
+        # The publisher turned this track off (camera off, microphone muted): others are told.
+        self.muted = False
         self.stream = SourceStream(
             kind=kind, mime_type=codec.mime_type, clock_rate=codec.clock_rate,
             history_size=settings.history_size, history_max_age_ms=settings.history_max_age_ms,

@@ -15,8 +15,11 @@ from rooms import MemoryStore, Store
 from sfu.sessions import MediaSettings, Sfu
 from signalling import api, pages, whip
 from signalling.auth import TokenIssuer
+from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, Handler, error_middleware
 from signalling.keys import (
+    CREDENTIALS,
+    GUEST_LIMITER,
     LOOP_MONITOR,
     MEDIA,
     METRICS,
@@ -32,6 +35,7 @@ from signalling.media import MediaSignalling
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
 from signalling.realtime import Realtime
+from signalling.stage import Stage
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +87,25 @@ def create_app(settings: Settings) -> web.Application:
     )
     store = open_store(settings)
     metrics = Metrics()
-    tokens = TokenIssuer(settings.jwt_secret, settings.token_max_ttl)
+    tokens = TokenIssuer(settings.jwt_secret, settings.token_max_ttl, settings.clock_skew)
+    credentials = SessionCredentials(tokens, store, settings.session_ttl)
     app[SETTINGS] = settings
     app[STORE] = store
     app[TOKENS] = tokens
+    app[CREDENTIALS] = credentials
     app[METRICS] = metrics
     per_minute = settings.rate_limit_per_minute
     app[RATE_LIMITER] = RateLimiter(per_minute, burst=max(10.0, per_minute / 6))
+    guests = settings.guest_tokens_per_minute
+    app[GUEST_LIMITER] = RateLimiter(guests, burst=max(1.0, min(5.0, guests)))
     app[LOOP_MONITOR] = LoopMonitor(metrics.loop_lag.observe)
-    realtime = Realtime(settings, store, tokens, metrics)
+    realtime = Realtime(settings, store, credentials, metrics)
     app[REALTIME] = realtime
+    credentials.watch(realtime)
     realtime.sio.attach(app)
     sfu = Sfu(MediaSettings(ice_servers=settings.ice_servers))
     media = MediaSignalling(realtime, store, sfu)
+    Stage(realtime, store, media.stop_publishing)
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media
@@ -127,7 +137,9 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
         log.info("forgot %d participants of a previous run of %s", len(stale), settings.node_id)
         await realtime.forget_participants(stale)
     realtime.start()
+    app[CREDENTIALS].start()
     yield
+    await app[CREDENTIALS].close()
     await app[MEDIA].close()
     await realtime.close()
     await realtime.forget_participants(await store.remove_node_participants(settings.node_id))

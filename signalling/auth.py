@@ -2,16 +2,22 @@
 
 A token names one identity in one room with a role and the grants that role allows (possibly
 narrowed). Every HTTP endpoint and socket.io event asks :func:`require` with the grant it needs.
+
+Two uses of the same format: a *link* token is what a URL carries and lasts as long as its
+issuer chose (days, for a fair); a *session credential* is what the node hands each connection
+(minutes) and renews while it stays connected (:mod:`signalling.credentials`). A session
+credential names the link it came from (``lnk``), so revoking the link ends both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
@@ -23,7 +29,9 @@ JWT_ISSUER = "fairwire"
 # RFC 7519 §4.1.4: allow a little clock skew between the issuing and the verifying node.
 CLOCK_SKEW_SECONDS = 30
 TOKEN_FIELDS = frozenset({"room", "identity", "name", "role", "ttl", "grants", "language"})
-DEFAULT_TOKEN_TTL = 3600
+# A link handed out for a fair lasts its week unless the issuer says otherwise.
+DEFAULT_TOKEN_TTL = 7 * 24 * 3600
+TokenUse = Literal["link", "session"]
 
 
 class AuthError(Exception):
@@ -53,18 +61,36 @@ class Claims:
     grants: frozenset[Grant]
     language: str
     expires_at: int
-    token_id: str
+    token_id: str  # the link's id, for a session credential too: what revocation names
+    guest: bool = False
+    use: TokenUse = "link"
+    link_expires_at: int = 0  # when the link it came from expires (its own expiry for a link)
 
     def can(self, grant: Grant) -> bool:
         return grant in self.grants
 
 
 @dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    token_id: str
+    issued_at: int
+    expires_at: int
+    claims: Claims
+
+    @property
+    def ttl(self) -> int:
+        return self.expires_at - self.issued_at
+
+
+@dataclass(frozen=True, slots=True)
 class TokenIssuer:
     secret: str
     max_ttl: int
+    # RFC 7519 §4.1.4: how far the issuing and the verifying node's clocks may disagree.
+    clock_skew: int = CLOCK_SKEW_SECONDS
 
-    def issue(
+    def issue_link(
         self,
         *,
         room: str,
@@ -75,25 +101,50 @@ class TokenIssuer:
         grants: Iterable[Grant] | None = None,
         language: str = "en",
         now: float | None = None,
-    ) -> str:
+        guest: bool = False,
+    ) -> IssuedToken:
         issued = int(time.time() if now is None else now)
-        claims = {
-            "iss": JWT_ISSUER,
-            "sub": identity,
-            "name": name,
-            "room": room,
-            "role": role.value,
-            "grants": sorted(g.value for g in grants_for(role, grants)),
-            "lang": language,
-            "iat": issued,
-            "nbf": issued - CLOCK_SKEW_SECONDS,
-            "exp": issued + ttl,
-            "jti": secrets.token_hex(8),
-        }
-        return jwt.encode(claims, self.secret, algorithm=JWT_ALGORITHM)
+        claims = Claims(identity=identity, name=name, room=room, role=role,
+                        grants=grants_for(role, grants), language=language,
+                        expires_at=issued + ttl, token_id=secrets.token_hex(8), guest=guest,
+                        link_expires_at=issued + ttl)
+        return self._encode(claims, issued)
 
-    def issue_from_request(self, body: Mapping[str, Any]) -> tuple[str, int]:
-        """Validate a ``POST /api/tokens`` body; returns the token and its lifetime."""
+    def session_credential(self, claims: Claims, ttl: int, now: float) -> IssuedToken:
+        """A short credential for a connection holding ``claims`` (from a link or an earlier
+        credential): same bearer and grants, ``ttl`` seconds from ``now``."""
+        issued = int(now)
+        renewed = dataclasses.replace(claims, expires_at=issued + ttl, use="session")
+        return self._encode(renewed, issued)
+
+    def _encode(self, claims: Claims, issued: int) -> IssuedToken:
+        payload: dict[str, Any] = {
+            "iss": JWT_ISSUER,
+            "sub": claims.identity,
+            "name": claims.name,
+            "room": claims.room,
+            "role": claims.role.value,
+            "grants": sorted(g.value for g in claims.grants),
+            "lang": claims.language,
+            "iat": issued,
+            "nbf": issued - self.clock_skew,
+            "exp": claims.expires_at,
+            "use": claims.use,
+        }
+        if claims.use == "session":
+            payload["jti"] = secrets.token_hex(8)
+            payload["lnk"] = claims.token_id
+            payload["lexp"] = claims.link_expires_at
+        else:
+            payload["jti"] = claims.token_id
+        if claims.guest:
+            payload["gst"] = True
+        token = jwt.encode(payload, self.secret, algorithm=JWT_ALGORITHM)
+        return IssuedToken(token, claims.token_id, issued, claims.expires_at, claims)
+
+    def issue_from_request(self, body: Mapping[str, Any], now: float | None = None
+                           ) -> IssuedToken:
+        """Validate a ``POST /api/tokens`` body and issue the link it asks for."""
         unknown = set(body) - TOKEN_FIELDS
         if unknown:
             raise ValidationError(sorted(unknown)[0], "unknown field")
@@ -109,7 +160,7 @@ class TokenIssuer:
             role = Role(body["role"])
         except ValueError:
             raise ValidationError("role", "one of exhibitor, buyer, host, visitor") from None
-        ttl = body.get("ttl", DEFAULT_TOKEN_TTL)
+        ttl = body.get("ttl", min(DEFAULT_TOKEN_TTL, self.max_ttl))
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= self.max_ttl:
             raise ValidationError("ttl", f"whole seconds from 1 to {self.max_ttl}")
         grants: list[Grant] | None = None
@@ -122,32 +173,40 @@ class TokenIssuer:
             except ValueError:
                 raise ValidationError("grants", "publish, subscribe, moderate, record") from None
         language = check_language(body.get("language", "en"))
-        token = self.issue(
+        return self.issue_link(
             room=room, identity=identity, name=name.strip(), role=role, ttl=ttl,
-            grants=grants, language=language,
+            grants=grants, language=language, now=now,
         )
-        return token, ttl
 
     def verify(self, token: str, now: float | None = None) -> Claims:
         """Check signature, expiry and shape; raises :class:`AuthError` on any doubt."""
         try:
+            # The times are checked below against ``now`` (tests and renewals pass it in).
             data = jwt.decode(
                 token,
                 self.secret,
                 algorithms=[JWT_ALGORITHM],
                 issuer=JWT_ISSUER,
-                leeway=CLOCK_SKEW_SECONDS,
-                options={"require": ["exp", "sub", "iss"], "verify_iat": False},
+                options={"require": ["exp", "sub", "iss"], "verify_iat": False,
+                         "verify_exp": False, "verify_nbf": False},
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthError("token expired", "token_expired") from None
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}", "invalid_token") from None
-        if now is not None and data["exp"] + CLOCK_SKEW_SECONDS < now:
+        current = time.time() if now is None else now
+        try:
+            expires, not_before = float(data["exp"]), float(data.get("nbf", 0))
+        except (TypeError, ValueError):
+            raise AuthError("invalid token: malformed times", "invalid_token") from None
+        if expires + self.clock_skew < current:
             raise AuthError("token expired", "token_expired")
+        if not_before - self.clock_skew > current:
+            raise AuthError("invalid token: not yet valid", "invalid_token")
         try:
             role = Role(data["role"])
             claimed = frozenset(Grant(g) for g in data["grants"])
+            use = data.get("use", "link")
+            if use not in ("link", "session"):
+                raise ValueError(use)
             return Claims(
                 identity=check_identity(data["sub"]),
                 name=str(data.get("name") or data["sub"]),
@@ -157,7 +216,10 @@ class TokenIssuer:
                 grants=claimed & grants_for(role),
                 language=str(data.get("lang", "en")),
                 expires_at=int(data["exp"]),
-                token_id=str(data.get("jti", "")),
+                token_id=str(data["lnk"] if use == "session" else data.get("jti", "")),
+                guest=data.get("gst") is True,
+                use=use,
+                link_expires_at=int(data["lexp"] if use == "session" else data["exp"]),
             )
         except (KeyError, ValueError, TypeError):
             raise AuthError("invalid token: malformed claims", "invalid_token") from None
@@ -183,5 +245,10 @@ def require(claims: Claims, grant: Grant, room: str | None = None) -> None:
     """Refuse (403) a token without ``grant``, or one issued for another room."""
     if room is not None and claims.room != room:
         raise ForbiddenError(f"token is for room {claims.room!r}, not {room!r}", "wrong_room")
-    if not claims.can(grant):
-        raise ForbiddenError(f"token lacks the {grant.value!r} grant", "missing_grant")
+    require_grant(claims.grants, grant)
+
+
+def require_grant(grants: frozenset[Grant], grant: Grant) -> None:
+    """Refuse (403) without ``grant`` among what the caller holds in its room."""
+    if grant not in grants:
+        raise ForbiddenError(f"no {grant.value!r} grant in this room", "missing_grant")

@@ -27,6 +27,7 @@ def _banner(settings: Settings) -> str:
     lines = [
         f"Fairwire node {settings.node_id} ({settings.mode} mode)",
         f"  open      {settings.listen_url}/",
+        f"  console   {settings.listen_url}/console   (sign in with the API key)",
         f"  address   {where}",
         f"  state     {'in memory' if settings.in_memory else settings.redis_url}",
         f"  data dir  {settings.data_dir.resolve()}",

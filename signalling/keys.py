@@ -9,6 +9,7 @@ from aiohttp import web
 from config import Settings
 from rooms import Store
 from signalling.auth import TokenIssuer
+from signalling.credentials import SessionCredentials
 from signalling.loop_monitor import LoopMonitor
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
@@ -23,6 +24,9 @@ STORE = web.AppKey("store", Store)
 TOKENS = web.AppKey("tokens", TokenIssuer)
 METRICS = web.AppKey("metrics", Metrics)
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)
+# Guest links for public rooms, per client address.
+GUEST_LIMITER = web.AppKey("guest_limiter", RateLimiter)
+CREDENTIALS = web.AppKey("credentials", SessionCredentials)
 LOOP_MONITOR = web.AppKey("loop_monitor", LoopMonitor)
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
 SFU: web.AppKey[Sfu] = web.AppKey("sfu")

@@ -4,6 +4,8 @@ Events (client -> server, each answered through the acknowledgement; see docs/so
 
 - ``publish`` ``{type: "offer", sdp, sources?: [..]}`` -> ``{type: "answer", sdp}``
 - ``unpublish`` ``{}`` -> ``{}``
+- ``set-muted`` ``{kind: "audio" | "video", muted}`` -> ``{}``: the publisher turned its camera
+  or microphone off (or on again); its tracks of that kind say ``muted`` to everyone
 - ``subscribe`` ``{identities?, tracks?, kinds?}`` -> ``{type: "offer", sdp}`` (or
   ``{waiting: true}``); the client answers with ``subscribe-answer`` ``{type: "answer", sdp}``
 - ``update-subscription`` ``{identities?, tracks?, kinds?}`` -> ``{}``, then a
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any
 
-from rooms import Grant, Store, Track, ValidationError
+from rooms import Grant, Participant, RoomStatus, Store, Track, ValidationError
+from rooms.access import may_go_live
 from sfu.sessions import Publication, Publisher, SdpError, Selection, Sfu, Subscriber
 from signalling.errors import ApiError
 from signalling.realtime import Connection, Realtime, socket_room
@@ -83,7 +87,8 @@ def _selection_from(data: Any) -> Selection:
 
 def track_of(publication: Publication) -> Track:
     return Track(id=publication.id, kind=publication.kind, codec=publication.codec,
-                 profile=publication.profile, source=publication.source)
+                 profile=publication.profile, source=publication.source,
+                 muted=publication.muted)
 
 
 class MediaSignalling:
@@ -95,6 +100,7 @@ class MediaSignalling:
         self.sfu = sfu
         realtime.on("publish", self._publish, grant=Grant.PUBLISH, joined=True)
         realtime.on("unpublish", self._unpublish, grant=Grant.PUBLISH, joined=True)
+        realtime.on("set-muted", self._set_muted, grant=Grant.PUBLISH, joined=True)
         realtime.on("subscribe", self._subscribe, grant=Grant.SUBSCRIBE, joined=True)
         realtime.on("subscribe-answer", self._subscribe_answer, grant=Grant.SUBSCRIBE,
                     joined=True)
@@ -127,13 +133,29 @@ class MediaSignalling:
         if participant is None:
             return
         room = self.sfu.rooms.get(room_id)
-        tracks = tuple(
-            track_of(p) for p in (room.publications if room else []) if p.identity == identity
-        )
+        publications = room.publications if room else []
+        tracks = tuple(track_of(p) for p in publications if p.identity == identity)
         if tracks != participant.tracks:
-            await self.realtime.update_participant(
-                room_id, dataclasses.replace(participant, tracks=tracks)
-            )
+            participant = dataclasses.replace(participant, tracks=tracks)
+            await self.realtime.update_participant(room_id, participant)
+        await self._follow_publishing(room_id, participant, bool(publications))
+
+    async def _follow_publishing(self, room_id: str, participant: Participant,
+                                 publishing: bool) -> None:
+        """The room's record says whether anyone publishes; the owner (or a host) publishing
+        in a scheduled room starts its live."""
+        room = await self.store.get_room(room_id)
+        if room is None:
+            return
+        now = time.time()
+        updated = room.with_publishing(publishing, now)
+        if (participant.tracks and room.status == RoomStatus.SCHEDULED
+                and may_go_live(room, participant.role, participant.identity)):
+            updated = updated.with_status(RoomStatus.LIVE, now)
+            log.info("live %s: %s went live", room_id, participant.identity)
+        if updated != room:
+            await self.store.save_room(updated)
+            await self.realtime.room_changed(updated)
 
     # -- socket.io events ------------------------------------------------------------------------
 
@@ -168,9 +190,33 @@ class MediaSignalling:
         return {"type": "answer", "sdp": answer}
 
     async def _unpublish(self, connection: Connection, data: Any) -> dict[str, Any]:
+        await self.stop_publishing(connection)
+        return {}
+
+    async def stop_publishing(self, connection: Connection) -> None:
         publisher: Publisher | None = connection.data.pop("publisher", None)
         if publisher is not None:
             await publisher.close()
+
+    async def _set_muted(self, connection: Connection, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict) or set(data) != {"kind", "muted"}:
+            raise ValidationError("set-muted", "send {kind: audio | video, muted: bool}")
+        kind, muted = data["kind"], data["muted"]
+        if kind not in ("audio", "video"):
+            raise ValidationError("kind", "audio or video")
+        if not isinstance(muted, bool):
+            raise ValidationError("muted", "true or false")
+        publisher: Publisher | None = connection.data.get("publisher")
+        if publisher is None:
+            raise ApiError(409, "publish first", "not_publishing")
+        claims = connection.claims
+        changed = False
+        for publication in publisher.publications.values():
+            if publication.kind == kind:
+                changed |= publication.muted != muted
+                publication.muted = muted
+        if changed:
+            await self.update_tracks(claims.room, claims.identity)
         return {}
 
     async def _subscribe(self, connection: Connection, data: Any,
@@ -242,7 +288,7 @@ class MediaSignalling:
             raise ValidationError("target", "publisher or subscriber")
         target = data.get("target")
         if target == "publisher":
-            if not connection.claims.can(Grant.PUBLISH):
+            if not connection.can(Grant.PUBLISH):
                 raise ApiError(403, "token lacks the 'publish' grant", "missing_grant")
             offer = _sdp_from(data, "offer")
             previous: Publisher | None = connection.data.pop("publisher", None)
@@ -253,7 +299,7 @@ class MediaSignalling:
             return await self._start_publisher(connection, offer, _sources_from(data),
                                                replacing=previous)
         if target == "subscriber":
-            if not connection.claims.can(Grant.SUBSCRIBE):
+            if not connection.can(Grant.SUBSCRIBE):
                 raise ApiError(403, "token lacks the 'subscribe' grant", "missing_grant")
             current: Subscriber | None = connection.data.get("subscriber")
             # The new connection receives what the old one did.

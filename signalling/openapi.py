@@ -60,21 +60,74 @@ def openapi_document() -> dict[str, Any]:
             "status": {"enum": ["scheduled", "live", "ended"]},
             "record": {"type": "boolean"},
             "languages": {"type": "array", "items": {"type": "string"}},
+            "visibility": {"enum": ["public", "private"],
+                           "description": "Default: livestreams public, meetings private"},
             "created_at": {"type": "number"},
             "started_at": {"type": ["number", "null"]},
             "ended_at": {"type": ["number", "null"]},
+            "publishing": {"type": "boolean", "description": "Someone publishes now"},
+            "publishing_changed_at": {"type": ["number", "null"]},
+            "on_air": {"type": "boolean",
+                       "description": "Live and publishing (or within FAIRWIRE_LIVE_GRACE)"},
+            "participant_count": {"type": "integer", "description": "GET of one room only"},
         },
     }
+    editable = ("name", "category", "owner", "scheduled_start", "scheduled_end", "record",
+                "languages", "visibility", "status")
     room_create = {
         "type": "object",
         "additionalProperties": False,
         "required": ["name", "kind"],
         "properties": {
             key: room["properties"][key]  # type: ignore[index]
-            for key in ("id", "name", "kind", "category", "owner", "scheduled_start",
-                        "scheduled_end", "record", "languages", "status")
+            for key in ("id", "kind", *editable)
         },
     }
+    room_edit = {
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {key: room["properties"][key] for key in editable},  # type: ignore[index]
+    }
+    link = {
+        "type": "object",
+        "required": ["token", "token_id", "expires_in", "expires_at", "url"],
+        "properties": {
+            "token": {"type": "string", "description": "The link token (JWT)"},
+            "token_id": {"type": "string", "description": "What DELETE /api/tokens/{id} takes"},
+            "expires_in": {"type": "integer"},
+            "expires_at": {"type": "integer", "description": "UNIX seconds"},
+            "url": {"type": "string", "description": "The room page with the token"},
+            "identity": {"type": "string"},
+            "name": {"type": "string"},
+        },
+    }
+    link_record = {
+        "type": "object",
+        "properties": {
+            "token_id": {"type": "string"}, "room": {"type": "string"},
+            "identity": {"type": "string"}, "name": {"type": "string"},
+            "role": {"enum": ["exhibitor", "buyer", "host", "visitor"]},
+            "issued_at": {"type": "number"}, "expires_at": {"type": "number"},
+            "revoked": {"type": "boolean"},
+        },
+    }
+    participant = {
+        "type": "object",
+        "properties": {
+            "identity": {"type": "string"}, "name": {"type": "string"},
+            "role": {"enum": ["exhibitor", "buyer", "host", "visitor"]},
+            "joined_at": {"type": "number"}, "language": {"type": "string"},
+            "guest": {"type": "boolean"},
+            "tracks": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "string"}, "kind": {"enum": ["audio", "video"]},
+                "codec": {"type": "string"}, "profile": {"type": "string"},
+                "source": {"type": "string"}, "muted": {"type": "boolean"}}}},
+        },
+    }
+    room_id_parameter = {"name": "room_id", "in": "path", "required": True,
+                         "schema": {"type": "string"}}
+    manager: list[dict[str, list[str]]] = [{"apiKey": []}, {"token": []}]
     token_request = {
         "type": "object",
         "additionalProperties": False,
@@ -113,7 +166,11 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Room": room,
                 "RoomCreate": room_create,
+                "RoomEdit": room_edit,
                 "TokenRequest": token_request,
+                "Link": link,
+                "LinkRecord": link_record,
+                "Participant": participant,
             },
         },
         "paths": {
@@ -132,13 +189,18 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "status", "in": "query",
                          "schema": {"enum": ["scheduled", "live", "ended"]}},
                         {"name": "category", "in": "query", "schema": {"type": "string"}},
+                        {"name": "visibility", "in": "query",
+                         "schema": {"enum": ["public", "private"]}},
                     ],
+                    "description": "Public rooms for anyone; with the API key every room, with "
+                                   "a room's token that room too.",
+                    "security": [{}, {"apiKey": []}, {"token": []}],
                     "responses": {"200": {"description": "Rooms", "content": {
                         "application/json": {"schema": {
                             "type": "object",
                             "properties": {"rooms": {"type": "array", "items": {
                                 "$ref": "#/components/schemas/Room"}}}}}}},
-                        **_error_responses(400)},
+                        **_error_responses(400, 401)},
                 },
                 "post": {
                     "summary": "Create a room",
@@ -153,34 +215,94 @@ def openapi_document() -> dict[str, Any]:
             "/api/rooms/{room_id}": {
                 "parameters": [{"name": "room_id", "in": "path", "required": True,
                                 "schema": {"type": "string"}}],
-                "get": {"summary": "One room", "responses": {
+                "get": {"summary": "One room (a private one only with its token or the API key: "
+                               "404 otherwise)",
+                        "security": [{}, {"apiKey": []}, {"token": []}],
+                        "responses": {
                     "200": {"description": "The room", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/Room"}}}},
-                    **_error_responses(404)}},
+                    **_error_responses(401, 404)}},
                 "patch": {
-                    "summary": "Move a room through scheduled -> live -> ended",
-                    "security": [{"apiKey": []}],
+                    "summary": "Edit a room, or move it through scheduled -> live -> ended",
+                    "description": "The API key or a host token of the room; the owner "
+                                   "exhibitor's token may change `status` only.",
+                    "security": manager,
                     "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/RoomEdit"}}}},
+                    "responses": {"200": {"description": "Updated", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Room"}}}},
+                                  **_error_responses(400, 401, 403, 404, 409, 413, 415, 429)},
+                },
+            },
+            "/api/rooms/{room_id}/participants": {
+                "get": {
+                    "summary": "Who is in the room, a page at a time",
+                    "security": manager,
+                    "parameters": [
+                        room_id_parameter,
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    ],
+                    "responses": {"200": {"description": "A page", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "participants": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/Participant"}},
+                            "next": {"type": ["string", "null"]},
+                            "total": {"type": "integer"}}}}}},
+                        **_error_responses(400, 401, 403, 404)},
+                },
+            },
+            "/api/rooms/{room_id}/links": {
+                "get": {
+                    "summary": "The room's unexpired links, newest first (never the tokens)",
+                    "security": manager,
+                    "parameters": [room_id_parameter],
+                    "responses": {"200": {"description": "Links", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "links": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/LinkRecord"}}}}}}},
+                        **_error_responses(401, 403, 404)},
+                },
+            },
+            "/api/rooms/{room_id}/guest": {
+                "post": {
+                    "summary": "A visitor's link for a public room (no credentials)",
+                    "description": "Rate-limited per address (FAIRWIRE_GUEST_TOKENS_PER_MINUTE)."
+                                   " Private rooms are not found.",
+                    "security": [{}],
+                    "parameters": [room_id_parameter],
+                    "requestBody": {"required": False, "content": {"application/json": {
                         "schema": {"type": "object", "additionalProperties": False,
-                                   "required": ["status"],
-                                   "properties": {"status": {
-                                       "enum": ["scheduled", "live", "ended"]}}}}}},
-                    "responses": {"200": {"description": "Updated"},
-                                  **_error_responses(400, 401, 404, 409, 429)},
+                                   "properties": {"name": {"type": "string"},
+                                                  "language": {"type": "string"}}}}}},
+                    "responses": {"201": {"description": "The guest's link", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Link"}}}},
+                        **_error_responses(400, 404, 409, 413, 415, 429)},
+                },
+            },
+            "/api/tokens/{token_id}": {
+                "delete": {
+                    "summary": "Revoke a link: its connections end at their next renewal",
+                    "security": manager,
+                    "parameters": [{"name": "token_id", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {"204": {"description": "Revoked"},
+                                  **_error_responses(401, 403, 404, 429)},
                 },
             },
             "/api/tokens": {
                 "post": {
-                    "summary": "Issue a room token (JWT, HS256)",
-                    "security": [{"apiKey": []}],
+                    "summary": "Issue a link: a room token (JWT, HS256) and its URL",
+                    "description": "The API key, or a host token for its own room (no host "
+                                   "links). `ttl` defaults to 7 days, at most "
+                                   "FAIRWIRE_TOKEN_MAX_TTL.",
+                    "security": manager,
                     "requestBody": {"required": True, "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/TokenRequest"}}}},
-                    "responses": {"200": {"description": "The token", "content": {
-                        "application/json": {"schema": {
-                            "type": "object",
-                            "properties": {"token": {"type": "string"},
-                                           "expires_in": {"type": "integer"}}}}}},
-                        **_error_responses(400, 401, 404, 413, 415, 429)},
+                    "responses": {"200": {"description": "The link", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Link"}}}},
+                        **_error_responses(400, 401, 403, 404, 413, 415, 429)},
                 },
             },
             "/whip/{room}": _sdp_exchange("WHIP ingest (RFC 9725)", "publish"),

@@ -52,6 +52,12 @@ async def index(request: web.Request) -> web.FileResponse:
     return _page("index.html")
 
 
+@routes.get("/console")
+async def console(request: web.Request) -> web.FileResponse:
+    # The operator's key or a host token is entered on the page and kept in its session.
+    return _page("console.html")
+
+
 @routes.get("/room/{room_id}")
 async def room(request: web.Request) -> web.FileResponse:
     # The room id and the token are read by room.js; an unknown room is reported there.

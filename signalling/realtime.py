@@ -32,9 +32,11 @@ from rooms import (
     Store,
     ValidationError,
 )
+from rooms.access import StageState, room_grants
 from rooms.events import RoomStatusChanged
 from rooms.presence import change, is_listed
-from signalling.auth import AuthError, Claims, ForbiddenError, TokenIssuer, require
+from signalling.auth import AuthError, Claims, ForbiddenError, require_grant
+from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, api_error, error_body
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
@@ -55,15 +57,25 @@ AUDIENCE_VIEWER_ROLES = frozenset({Role.HOST, Role.EXHIBITOR})
 @dataclass(slots=True)
 class Connection:
     sid: str
-    claims: Claims
+    claims: Claims  # of the credential it holds now (renewed: a later expiry)
+    # What it may do in its room: the token's grants as the room kind and the stage allow
+    # (set on join, changed by stage invitations).
+    grants: frozenset[Grant] = frozenset()
     joined: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+
+    def can(self, grant: Grant) -> bool:
+        return grant in self.grants
 
 
 EventHandler = Callable[[Connection, Any], Awaitable[Any]]
 DisconnectHook = Callable[[Connection], Awaitable[None]]
 
 __all__ = ["Connection", "Realtime", "socket_room"]
+
+
+def credential_body(token: str, expires_at: int, now: float) -> dict[str, Any]:
+    return {"token": token, "expires_at": expires_at, "expires_in": max(0, int(expires_at - now))}
 
 
 def _since(data: Any) -> int | None:
@@ -85,12 +97,12 @@ class Realtime:
         self,
         settings: Settings,
         store: Store,
-        tokens: TokenIssuer,
+        credentials: SessionCredentials,
         metrics: Metrics,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.tokens = tokens
+        self.credentials = credentials
         self.metrics = metrics
         manager = (
             socketio.AsyncRedisManager(settings.redis_url, channel="fairwire-socketio")
@@ -133,7 +145,7 @@ class Realtime:
                 if connection.claims.expires_at < time.time():
                     raise AuthError("token expired", "token_expired")
                 if grant is not None:
-                    require(connection.claims, grant)
+                    require_grant(connection.grants, grant)
                 if joined and not connection.joined:
                     raise ApiError(409, "join the room first", "not_joined")
                 result = await handler(connection, data)
@@ -167,12 +179,16 @@ class Realtime:
                 message, error_body("missing_credentials", message)["error"]
             )
         try:
-            claims = self.tokens.verify(token)
+            claims = await self.credentials.verify(token)
+            # Coming back works while the link lasts; a connection that stays is renewed on.
+            if claims.link_expires_at + self.settings.clock_skew < time.time():
+                raise AuthError("the link has expired: ask the organiser for a new one",
+                                "token_expired")
         except AuthError as exc:
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), error_body(exc.code, str(exc))["error"]
             ) from None
-        self.connections[sid] = Connection(sid=sid, claims=claims)
+        self.connections[sid] = Connection(sid=sid, claims=claims, grants=claims.grants)
         self.metrics.socket_connections.inc()
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
@@ -195,17 +211,23 @@ class Realtime:
         claims = connection.claims
         since = _since(data)
         room = await self.store.get_room(claims.room)
-        if room is None:
-            raise RoomNotFoundError(claims.room)
+        if room is None or (claims.guest and not room.public):
+            raise RoomNotFoundError(claims.room)  # a room made private sends its guests away
         if room.status == RoomStatus.ENDED:
             raise ApiError(409, "this room has ended", "room_ended")
+        stage = (await self.store.stage_states(room.id)).get(claims.identity)
+        connection.grants = self.grants_in(room, claims, stage)
+        now = time.time()
+        credential = self.credentials.issue(claims, now)
+        connection.claims = credential.claims
         if not connection.joined:
             connection.joined = True
             await self.sio.enter_room(connection.sid, socket_room(room.id))
             if claims.role in AUDIENCE_VIEWER_ROLES:
                 await self.sio.enter_room(connection.sid, team_room(room.id))
             await self.feed.follow(room)
-        participant, previous = await self.seat(claims, connection.sid, room)
+        participant, previous = await self.seat(claims, connection.sid, room,
+                                                grants=connection.grants)
         log.info("join %s: %s (%s)", room.id, claims.identity, claims.role.value)
         if previous is not None and previous.session_id != connection.sid:
             # One identity, one seat: the newest connection wins (a reload, a second tab).
@@ -215,9 +237,42 @@ class Realtime:
         return {
             "ice_servers": [{"urls": url} for url in self.settings.ice_servers],
             "room": room.to_dict(),
-            "self": participant.public_dict() | {"grants": sorted(g.value for g in claims.grants)},
+            "self": participant.public_dict() | {
+                "grants": sorted(g.value for g in connection.grants),
+                "guest": claims.guest,
+                "stage": None if stage is None else stage.value,
+            },
+            "credential": credential_body(credential.token, credential.expires_at, now),
             **await self.feed.catch_up(room.id, since),
         }
+
+    @staticmethod
+    def grants_in(room: Room, claims: Claims, stage: StageState | None) -> frozenset[Grant]:
+        return room_grants(room, claims.role, claims.identity, claims.grants,
+                           guest=claims.guest, stage=stage)
+
+    # -- session credentials (CredentialHolder) ---------------------------------------------
+
+    def token_ids(self) -> set[str]:
+        return {c.claims.token_id for c in self.connections.values() if c.claims.token_id}
+
+    async def revoke(self, token_ids: set[str]) -> None:
+        for connection in list(self.connections.values()):
+            if connection.claims.token_id in token_ids:
+                log.info("revoked: %s in %s", connection.claims.identity, connection.claims.room)
+                await self.sio.emit("revoked", {"message": "this link was revoked"},
+                                    to=connection.sid)
+                await self.sio.disconnect(connection.sid)
+
+    async def renew(self, credentials: SessionCredentials, now: float) -> None:
+        for connection in list(self.connections.values()):
+            if not credentials.due(connection.claims, now):
+                continue
+            credential = credentials.issue(connection.claims, now)
+            connection.claims = credential.claims
+            await self.sio.emit("credential",
+                                credential_body(credential.token, credential.expires_at, now),
+                                to=connection.sid)
 
     async def _sync(self, connection: Connection, data: Any) -> dict[str, Any]:
         """A client saw a gap in the sequence numbers: the events it missed, or a snapshot."""
@@ -254,7 +309,7 @@ class Realtime:
                 break
         return {
             "viewers": [{"identity": p.identity, "name": p.name, "role": p.role.value,
-                         "joined_at": p.joined_at} for p in viewers],
+                         "joined_at": p.joined_at, "guest": p.guest} for p in viewers],
             "next": cursor,
             "total": (await self.feed.audience(room.id))["current"],
         }
@@ -287,20 +342,22 @@ class Realtime:
         if event is not None:
             await self.feed.append(room_id, event)
 
-    async def seat(self, claims: Claims, session_id: str, room: Room | None = None
-                   ) -> tuple[Participant, Participant | None]:
+    async def seat(self, claims: Claims, session_id: str, room: Room | None = None, *,
+                   grants: frozenset[Grant]) -> tuple[Participant, Participant | None]:
         """Put the token's bearer in its room, held by ``session_id`` (a socket.io connection or
-        a WHIP session), and tell the room. Returns the participant and whom it replaced."""
+        a WHIP session) with ``grants``, and tell the room. Returns the participant and whom it
+        replaced."""
         previous = await self.store.get_participant(claims.room, claims.identity)
         participant = Participant(
             identity=claims.identity,
             name=claims.name,
             role=claims.role,
-            grants=claims.grants,
+            grants=grants,
             joined_at=time.time(),
             language=claims.language,
             node_id=self.settings.node_id,
             session_id=session_id,
+            guest=claims.guest,
         )
         await self.store.put_participant(claims.room, participant)
         await self._append_change(claims.room, previous, participant,
@@ -326,7 +383,8 @@ class Realtime:
         for room_id, participant in removed:
             await self._append_change(room_id, participant, None)
 
-    async def room_status_changed(self, room: Room) -> None:
+    async def room_changed(self, room: Room) -> None:
+        """The room's record changed (status, publishing, an edit): tell everyone in it."""
         await self.feed.append(room.id, RoomStatusChanged(room, time.time()))
 
     async def _room_ended(self, room_id: str) -> None:

@@ -44,6 +44,8 @@ AUDIENCE_NOTICEABLE_SHARE = 0.1
 _LATEST = 2**62
 
 RoomEnded = Callable[[str], Awaitable[None]]
+# Told each event this node delivers, after its clients: for what the node itself must do.
+Observer = Callable[[Room, RoomEvent], Awaitable[None]]
 
 
 def socket_room(room_id: str) -> str:
@@ -80,6 +82,10 @@ class RoomFeed:
         self._followed: dict[str, _Followed] = {}
         self._starting: dict[str, asyncio.Future[_Followed]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        self._observers.append(observer)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -118,7 +124,8 @@ class RoomFeed:
         # The number first, then the state: the events after it converge on the room's state.
         seq = (await self.store.read_events(room.id, _LATEST)).last_seq
         participants = await self.store.list_participants(room.id)
-        return _Followed(room, Presence.snapshot(room, participants, seq))
+        stage = await self.store.stage_states(room.id)
+        return _Followed(room, Presence.snapshot(room, participants, seq, stage))
 
     def unfollow(self, room_id: str) -> None:
         followed = self._followed.get(room_id)
@@ -140,7 +147,7 @@ class RoomFeed:
         if followed is None:  # asked by a client that is not in the room (sync after leave)
             room = await self.store.get_room(room_id)
             if room is None:
-                return {"seq": 0, "snapshot": True, "participants": [],
+                return {"seq": 0, "snapshot": True, "participants": [], "stage": {},
                         "audience": {"current": 0, "peak": 0}}
             followed = await self._snapshot(room)
         presence = await self._current(followed)
@@ -153,6 +160,7 @@ class RoomFeed:
                         "audience": audience}
         return {"seq": presence.seq, "snapshot": True,
                 "participants": [p.public_dict() for p in presence.listed],
+                "stage": {identity: state.value for identity, state in presence.stage.items()},
                 "audience": audience}
 
     async def audience(self, room_id: str) -> dict[str, int]:
@@ -216,6 +224,11 @@ class RoomFeed:
                 followed.room = event.room
                 if event.room.status == RoomStatus.ENDED:
                     await self._on_room_ended(room_id)
+            for observer in self._observers:
+                try:
+                    await observer(followed.room, event)
+                except Exception:
+                    log.exception("room %s: handling event %d failed", room_id, event.seq)
 
     async def _audience_loop(self) -> None:
         while True:

@@ -40,9 +40,10 @@ from multidict import CIMultiDict
 from rooms import Grant, RoomNotFoundError, RoomStatus, ValidationError
 from rooms.model import check_identity
 from sfu.sessions import Publisher, SdpError, Selection, Subscriber
-from signalling.auth import Claims, ForbiddenError, bearer_token, require
+from signalling.auth import Claims, ForbiddenError, bearer_token, require_grant
+from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, Handler
-from signalling.keys import MEDIA, REALTIME, SETTINGS, SFU, STORE, TOKENS
+from signalling.keys import CREDENTIALS, MEDIA, REALTIME, SETTINGS, SFU, STORE
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class HttpSession:
     room_id: str
     identity: str
     peer: Publisher | Subscriber
+    token_id: str  # of the link it came in with: revoking the link ends the session
     # RFC 9110 §8.8.3: a strong entity-tag naming the ICE session (RFC 9725 §4.3.1).
     etag: str = dataclasses.field(default_factory=lambda: f'"{secrets.token_hex(8)}"')
 
@@ -103,6 +105,20 @@ class HttpSessions:
             return None
         return self._sessions.pop(session_id)
 
+    # CredentialHolder: an encoder holds no credential to renew, but its link may be revoked.
+
+    def token_ids(self) -> set[str]:
+        return {s.token_id for s in self._sessions.values() if s.token_id}
+
+    async def revoke(self, token_ids: set[str]) -> None:
+        for session in list(self._sessions.values()):
+            if session.token_id in token_ids:
+                log.info("%s %s ended: its link was revoked", session.kind, session.id)
+                await session.peer.close()
+
+    async def renew(self, credentials: SessionCredentials, now: float) -> None:
+        return None
+
     def publisher_of(self, room_id: str, identity: str) -> HttpSession | None:
         return next((s for s in self._sessions.values() if s.kind == "whip"
                      and s.room_id == room_id and s.identity == identity), None)
@@ -124,6 +140,7 @@ routes = web.RouteTableDef()
 def setup(app: web.Application) -> None:
     """Routes, session registry, CORS on every response, sessions closed at shutdown."""
     app[WHIP_SESSIONS] = HttpSessions()
+    app[CREDENTIALS].watch(app[WHIP_SESSIONS])
     app.add_routes(routes)
     app.on_response_prepare.append(_add_cors_headers)
     app.on_shutdown.append(_close_sessions)
@@ -140,20 +157,28 @@ def _kind(request: web.Request) -> Kind:
     return "whep" if request.path.startswith("/whep/") else "whip"
 
 
-def _authenticate(request: web.Request, room_id: str) -> Claims:
+async def _authenticate(request: web.Request, room_id: str) -> Claims:
     """401 without a valid bearer token (RFC 9725 §4.7.1), 403 for a token of another room."""
-    claims = request.app[TOKENS].verify(bearer_token(request.headers.get(hdrs.AUTHORIZATION)))
+    claims = await request.app[CREDENTIALS].verify(
+        bearer_token(request.headers.get(hdrs.AUTHORIZATION)))
     if claims.room != room_id:
         raise ForbiddenError(f"token is for room {claims.room!r}, not {room_id!r}", "wrong_room")
     return claims
 
 
-async def _check_room_open(request: web.Request, room_id: str) -> None:
-    room = await request.app[STORE].get_room(room_id)
-    if room is None:
-        raise RoomNotFoundError(room_id)
+async def _open_room(request: web.Request, claims: Claims, grant: Grant) -> frozenset[Grant]:
+    """The room must exist and not have ended; the caller's grants in it must hold ``grant``
+    (in a livestream only its hosts, owner and people on stage publish)."""
+    store = request.app[STORE]
+    room = await store.get_room(claims.room)
+    if room is None or (claims.guest and not room.public):
+        raise RoomNotFoundError(claims.room)
     if room.status == RoomStatus.ENDED:
         raise ApiError(409, "this room has ended", "room_ended")
+    stage = (await store.stage_states(room.id)).get(claims.identity)
+    grants = request.app[REALTIME].grants_in(room, claims, stage)
+    require_grant(grants, grant)
+    return grants
 
 
 async def _read_body(request: web.Request, content_type: str) -> str:
@@ -192,7 +217,7 @@ def _created(request: web.Request, session: HttpSession, answer: str) -> web.Res
 
 async def _session_of(request: web.Request, *, moderator_may: bool) -> HttpSession:
     room_id = request.match_info["room"]
-    claims = _authenticate(request, room_id)
+    claims = await _authenticate(request, room_id)
     session = request.app[WHIP_SESSIONS].get(_kind(request), room_id,
                                              request.match_info["session"])
     if session is None:
@@ -211,9 +236,8 @@ async def _session_of(request: web.Request, *, moderator_may: bool) -> HttpSessi
 async def whip_publish(request: web.Request) -> web.Response:
     """RFC 9725 §4.2: the encoder's offer in, our answer and the session URL out."""
     room_id = request.match_info["room"]
-    claims = _authenticate(request, room_id)
-    require(claims, Grant.PUBLISH, room_id)
-    await _check_room_open(request, room_id)
+    claims = await _authenticate(request, room_id)
+    grants = await _open_room(request, claims, Grant.PUBLISH)
     offer = await _read_body(request, SDP)
     app = request.app
     sessions, sfu, media = app[WHIP_SESSIONS], app[SFU], app[MEDIA]
@@ -232,10 +256,11 @@ async def whip_publish(request: web.Request) -> web.Response:
     try:
         answer = await publisher.answer(offer, [WHIP_SOURCE] * offer.count("m="),
                                         replacing=replacing)
-        sessions.add(HttpSession(session_id, "whip", room_id, claims.identity, publisher))
+        sessions.add(HttpSession(session_id, "whip", room_id, claims.identity, publisher,
+                                 claims.token_id))
         # The new participant record first, so that closing the old session leaves it alone.
         # An encoder publishing over WHIP appears in the room like any participant.
-        await app[REALTIME].seat(claims, f"whip:{session_id}")
+        await app[REALTIME].seat(claims, f"whip:{session_id}", grants=grants)
         if replacing is not None:
             await replacing.close()  # its remaining (unmatched) tracks are unpublished
         # Tracks published before the participant existed (or moved from the replaced
@@ -262,9 +287,8 @@ async def whip_publish(request: web.Request) -> web.Response:
 async def whep_play(request: web.Request) -> web.Response:
     """draft-ietf-wish-whep: the player's offer in, our answer and the session URL out."""
     room_id = request.match_info["room"]
-    claims = _authenticate(request, room_id)
-    require(claims, Grant.SUBSCRIBE, room_id)
-    await _check_room_open(request, room_id)
+    claims = await _authenticate(request, room_id)
+    await _open_room(request, claims, Grant.SUBSCRIBE)
     publisher_identity = request.query.get("publisher") or None
     if publisher_identity is not None:
         try:
@@ -311,7 +335,8 @@ async def whep_play(request: web.Request) -> web.Response:
     except BaseException:
         await subscriber.close()
         raise
-    session = HttpSession(session_id, "whep", room_id, claims.identity, subscriber)
+    session = HttpSession(session_id, "whep", room_id, claims.identity, subscriber,
+                          claims.token_id)
     sessions.add(session)
     return _created(request, session, answer)
 

@@ -1,7 +1,8 @@
 /* Fairwire: the words of every page in English and Chinese, and the language switcher.
  *
- * Language: ?lang= first, then the choice kept in localStorage, then navigator.language
- * (zh* -> zh, anything else -> en). Static markup names its text with data-i18n (textContent),
+ * Language: ?lang= first, then the choice kept in localStorage, then what the page was told the
+ * person reads (FairwireI18n.preferIfUnchosen(tag), e.g. the language of their access link),
+ * then navigator.language (zh* -> zh, anything else -> en). Static markup names its text with data-i18n (textContent),
  * data-i18n-aria-label and data-i18n-title; scripts call FairwireI18n.t(key, params).
  * Switching language fires a "fairwire:lang" event on document so that pages re-render.
  */
@@ -40,12 +41,14 @@
       "status.live": "LIVE",
       "status.scheduled": "Scheduled",
       "status.ended": "Ended",
+      "status.soon": "Starting soon",
       "kind.livestream": "Livestream",
       "kind.meeting": "Meeting",
       "role.exhibitor": "Exhibitor",
       "role.buyer": "Buyer",
       "role.host": "Host",
       "role.visitor": "Visitor",
+      "role.guest": "Guest",
 
       "room.title": "Fairwire · Room",
       "room.connecting": "Connecting…",
@@ -55,6 +58,7 @@
       "room.noParticipants": "Nobody is here yet.",
       "room.stage": "Stage",
       "room.stageEmpty": "Nobody is broadcasting yet. The video appears here as soon as someone goes live.",
+      "room.stageScheduled": "This livestream starts {time}. The video appears here as soon as it begins.",
       "room.mediaUnavailable": "Video is not available right now: {message}",
       "room.reconnecting": "Connection lost. Reconnecting…",
       "room.goLive": "Go live",
@@ -84,6 +88,33 @@
       "room.viewersError": "Could not load the viewers: {message}",
       "room.viewerSince": "since {time}",
       "room.close": "Close",
+      "room.youName": "{name} (you)",
+      "room.youAlone": "You",
+      "room.cameraOff": "Camera off",
+      "room.micMuted": "Microphone off",
+      "room.watchingAs": "Watching as {name}",
+      "room.changeName": "Change name",
+      "room.yourName": "Your name",
+      "room.save": "Save",
+      "room.cancel": "Cancel",
+      "room.nameRequired": "Please enter a name.",
+      "room.renameFailed": "Could not change the name: {message}",
+      "room.guestBusy": "Too many visitors from your network right now, retrying in {seconds} s…",
+      "room.endLive": "End live",
+      "room.endLiveTitle": "End this livestream?",
+      "room.endLiveText": "Everyone watching is disconnected and the livestream is over for good. This cannot be undone.",
+      "room.endLiveConfirm": "End live",
+      "room.endFailed": "Could not end the livestream: {message}",
+      "room.inviteOnStage": "Invite on stage",
+      "room.removeFromStage": "Remove from stage",
+      "room.invited": "Invited",
+      "room.stepDown": "Step down",
+      "room.stageOff": "You are no longer on stage.",
+      "room.stageActionFailed": "That did not work: {message}",
+      "room.invitationTitle": "You are invited on stage",
+      "room.invitationText": "The host invites you to join this livestream on stage. Once you accept, you can go live: everyone watching will see and hear you.",
+      "room.accept": "Accept",
+      "room.decline": "Decline",
 
       "error.title": "You cannot enter this room",
       "error.missing_token": "This link has no access token. Please open the invitation link you received from the organiser.",
@@ -92,6 +123,8 @@
       "error.token_expired": "This access link has expired. Please ask the organiser for a new invitation link.",
       "error.wrong_room": "This access link is for another room.",
       "error.room_not_found": "This room does not exist. It may have been removed.",
+      "error.guest_room_not_found": "This room does not exist or is private. Private rooms open only with the invitation link from the organiser.",
+      "error.token_revoked": "This link was withdrawn by the organiser. Please ask them for a new invitation link.",
       "error.room_ended": "This session has ended. Past livestreams can be watched from the programme.",
       "error.replaced": "You joined this room from another window or device, so this one was disconnected.",
       "error.disconnected": "You were disconnected from the room.",
@@ -133,12 +166,14 @@
       "status.live": "直播中",
       "status.scheduled": "预告",
       "status.ended": "已结束",
+      "status.soon": "即将开始",
       "kind.livestream": "直播",
       "kind.meeting": "洽谈",
       "role.exhibitor": "展商",
       "role.buyer": "采购商",
       "role.host": "主持人",
       "role.visitor": "观众",
+      "role.guest": "游客",
 
       "room.title": "Fairwire · 房间",
       "room.connecting": "正在连接…",
@@ -148,6 +183,7 @@
       "room.noParticipants": "暂时还没有人。",
       "room.stage": "直播画面",
       "room.stageEmpty": "还没有人开始直播。有人开播后，画面会显示在这里。",
+      "room.stageScheduled": "本场直播将于 {time} 开始，开播后画面会显示在这里。",
       "room.mediaUnavailable": "暂时无法观看视频：{message}",
       "room.reconnecting": "连接已断开，正在重新连接…",
       "room.goLive": "开始直播",
@@ -177,6 +213,33 @@
       "room.viewersError": "无法加载观众名单：{message}",
       "room.viewerSince": "{time} 进入",
       "room.close": "关闭",
+      "room.youName": "{name}（我）",
+      "room.youAlone": "我",
+      "room.cameraOff": "摄像头已关闭",
+      "room.micMuted": "麦克风已关闭",
+      "room.watchingAs": "正在以“{name}”的身份观看",
+      "room.changeName": "修改名称",
+      "room.yourName": "您的名称",
+      "room.save": "保存",
+      "room.cancel": "取消",
+      "room.nameRequired": "请输入名称。",
+      "room.renameFailed": "无法修改名称：{message}",
+      "room.guestBusy": "您所在网络的访客过多，{seconds} 秒后自动重试…",
+      "room.endLive": "结束直播",
+      "room.endLiveTitle": "确定结束本场直播？",
+      "room.endLiveText": "所有观众将断开连接，本场直播随即结束，且无法恢复。",
+      "room.endLiveConfirm": "结束直播",
+      "room.endFailed": "无法结束直播：{message}",
+      "room.inviteOnStage": "邀请上台",
+      "room.removeFromStage": "请下台",
+      "room.invited": "已邀请",
+      "room.stepDown": "下台",
+      "room.stageOff": "您已不在台上。",
+      "room.stageActionFailed": "操作未成功：{message}",
+      "room.invitationTitle": "邀请您上台",
+      "room.invitationText": "主持人邀请您上台参与本场直播。接受后即可开始直播，所有观众都能看到和听到您。",
+      "room.accept": "接受",
+      "room.decline": "谢绝",
 
       "error.title": "无法进入该房间",
       "error.missing_token": "链接中缺少访问令牌。请打开主办方发送给您的邀请链接。",
@@ -185,6 +248,8 @@
       "error.token_expired": "访问链接已过期。请向主办方索取新的邀请链接。",
       "error.wrong_room": "该访问链接属于另一个房间。",
       "error.room_not_found": "该房间不存在，可能已被删除。",
+      "error.guest_room_not_found": "该房间不存在或不公开。不公开的房间只能通过主办方发送的邀请链接进入。",
+      "error.token_revoked": "该链接已被主办方撤回。请向主办方索取新的邀请链接。",
       "error.room_ended": "本场活动已结束。往届直播可在日程页观看回放。",
       "error.replaced": "您已在其他窗口或设备进入该房间，本窗口已断开。",
       "error.disconnected": "您已与房间断开连接。",
@@ -216,11 +281,14 @@
     }
   }
 
+  /** The language the person chose: ?lang= or the switcher's stored choice; null if none. */
+  function chosenLang() {
+    return normalise(new URLSearchParams(window.location.search).get("lang")) || storedLang();
+  }
+
   function initialLang() {
-    const fromQuery = normalise(new URLSearchParams(window.location.search).get("lang"));
-    if (fromQuery) return fromQuery;
-    const stored = storedLang();
-    if (stored) return stored;
+    const chosen = chosenLang();
+    if (chosen) return chosen;
     const preferred = (navigator.languages && navigator.languages[0]) || navigator.language;
     return normalise(preferred) || "en";
   }
@@ -279,16 +347,36 @@
     document.dispatchEvent(new CustomEvent("fairwire:lang", { detail: { lang: current } }));
   }
 
+  /**
+   * A hint of the person's language (a language tag such as "zh-CN", e.g. from their access
+   * link): taken unless they chose one themselves; not stored. Returns whether it changed.
+   */
+  function preferIfUnchosen(lang) {
+    const preferred = normalise(lang);
+    if (!preferred || chosenLang() || preferred === current) return false;
+    current = preferred;
+    apply();
+    document.dispatchEvent(new CustomEvent("fairwire:lang", { detail: { lang: current } }));
+    return true;
+  }
+
   function bindSwitcher() {
     document.querySelectorAll(".lang-switch button[data-lang]").forEach((button) => {
       button.addEventListener("click", () => setLang(button.getAttribute("data-lang")));
     });
   }
 
+  /** Add a page's own words: {en: {key: text}, zh: {key: text}} (pages keep them beside their script). */
+  function add(words) {
+    for (const lang of LANGS) Object.assign(DICT[lang], (words && words[lang]) || {});
+  }
+
   window.FairwireI18n = {
     t,
+    add,
     apply,
     setLang,
+    preferIfUnchosen,
     locale,
     languages: LANGS,
     get lang() {

@@ -1,5 +1,9 @@
 /* Fairwire programme page: rooms from GET /api/rooms grouped by category, refreshed every 10 s.
- * Live rooms first (LIVE badge), then scheduled ones by start time; ended rooms under "Past".
+ * The request carries no credentials, so only public rooms are listed (private meetings are
+ * reachable with their own links only). Badges: status live and on air (someone broadcasts) ->
+ * LIVE; live but nobody on air yet -> "Starting soon"; scheduled (with its start time); ended
+ * rooms under "Past". On air first, then starting soon, then scheduled ones by start time.
+ * A card opens /room/{id} without a token: the room page asks for a guest token by itself.
  */
 (function () {
   "use strict";
@@ -7,6 +11,18 @@
   const REFRESH_MS = 10000;
   const i18n = window.FairwireI18n;
   const t = i18n.t;
+
+  i18n.add({
+    en: {
+      "index.startingSoonHint": "The room is open: the broadcast starts any moment.",
+      "index.opensSince": "Open since {time}",
+    },
+    zh: {
+      "index.startingSoonHint": "房间已开放，直播马上开始。",
+      "index.opensSince": "{time} 开放",
+    },
+  });
+  i18n.apply();
 
   const els = {
     programme: document.getElementById("programme"),
@@ -42,16 +58,28 @@
     return new Intl.DateTimeFormat(i18n.locale(), { timeStyle: "short" }).format(date);
   }
 
+  /** live && on_air -> "live"; live && !on_air -> "soon"; else scheduled or ended. */
+  function shownStatus(room) {
+    if (room.status === "live") return room.on_air ? "live" : "soon";
+    return room.status === "ended" ? "ended" : "scheduled";
+  }
+
   function roomCard(room) {
-    const card = el("article", "room-card status-" + room.status);
+    const status = shownStatus(room);
+    const card = el("article", "room-card status-" + status);
     card.dataset.roomId = room.id;
+    card.dataset.status = status;
     card.setAttribute("aria-labelledby", "room-" + room.id + "-name");
 
     const head = el("div", "room-card-head");
-    if (room.status === "live") {
+    if (status === "live") {
       const badge = el("span", "badge badge-live", t("status.live"));
       head.appendChild(badge);
-    } else if (room.status === "ended") {
+    } else if (status === "soon") {
+      const badge = el("span", "badge badge-soon", t("status.soon"));
+      badge.title = t("index.startingSoonHint");
+      head.appendChild(badge);
+    } else if (status === "ended") {
       head.appendChild(el("span", "badge badge-ended", t("status.ended")));
     } else {
       head.appendChild(el("span", "badge badge-scheduled", t("status.scheduled")));
@@ -67,8 +95,14 @@
     card.appendChild(name);
 
     let when = "";
-    if (room.status === "live") {
+    if (status === "live") {
       when = room.started_at ? t("index.liveSince", { time: formatTime(room.started_at) }) : "";
+    } else if (status === "soon") {
+      when = room.scheduled_start
+        ? t("index.startsAt", { time: formatTime(room.scheduled_start) })
+        : room.started_at
+          ? t("index.opensSince", { time: formatTime(room.started_at) })
+          : "";
     } else if (room.status === "ended") {
       const end = room.ended_at || room.scheduled_end;
       when = end ? t("index.endedAt", { time: formatTime(end) }) : "";
@@ -120,7 +154,7 @@
       els.programme.appendChild(empty);
     }
 
-    // Categories: the ones with something live first, then by name; "Other" last.
+    // Categories: the ones with something on air first, then open ones, then by name; "Other" last.
     const groups = new Map();
     for (const room of current) {
       const key = (room.category || "").trim();
@@ -129,15 +163,18 @@
     }
     const keys = [...groups.keys()].sort((a, b) => {
       if (!a !== !b) return a ? -1 : 1;
-      const liveA = groups.get(a).some((r) => r.status === "live");
-      const liveB = groups.get(b).some((r) => r.status === "live");
-      if (liveA !== liveB) return liveA ? -1 : 1;
+      const rank = (key) => {
+        const shown = groups.get(key).map(shownStatus);
+        return shown.includes("live") ? 0 : shown.includes("soon") ? 1 : 2;
+      };
+      if (rank(a) !== rank(b)) return rank(a) - rank(b);
       return a.localeCompare(b, i18n.locale());
     });
 
     for (const key of keys) {
       const list = groups.get(key);
-      const live = list.filter((r) => r.status === "live").sort((a, b) => a.name.localeCompare(b.name));
+      const onAir = list.filter((r) => shownStatus(r) === "live").sort((a, b) => a.name.localeCompare(b.name));
+      const soon = list.filter((r) => shownStatus(r) === "soon").sort(byStart);
       const scheduled = list.filter((r) => r.status !== "live").sort(byStart);
       const section = el("section", "category");
       section.dataset.category = key;
@@ -150,12 +187,12 @@
         list.length === 1 ? t("index.roomCountOne") : t("index.roomCount", { count: list.length }),
       );
       header.appendChild(count);
-      if (live.length) {
-        header.appendChild(el("span", "category-live", t("index.liveNow", { count: live.length })));
+      if (onAir.length) {
+        header.appendChild(el("span", "category-live", t("index.liveNow", { count: onAir.length })));
       }
       section.appendChild(header);
       const grid = el("div", "room-grid");
-      for (const room of [...live, ...scheduled]) grid.appendChild(roomCard(room));
+      for (const room of [...onAir, ...soon, ...scheduled]) grid.appendChild(roomCard(room));
       section.appendChild(grid);
       els.programme.appendChild(section);
     }

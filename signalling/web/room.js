@@ -1,29 +1,65 @@
-/* Fairwire room page: /room/{id}?token=JWT
+/* Fairwire room page: /room/{id}?token=JWT, or /room/{id} alone for a guest of a public room.
  *
- * socket.io (websocket only, auth {token}), then every request an emit with ack that may answer
+ * Credentials (docs/socketio.md, "Credentials"):
+ *   The link token is the ?token= of the address (valid for days). Without one the page asks
+ *   POST /api/rooms/{id}/guest {language} (no credentials) -> 201 {token, token_id, identity,
+ *   name, expires_in, expires_at, url}, a visitor token, kept in sessionStorage
+ *   ("fairwire.guest.<room>") so that a reload is the same guest; "Change name" asks again with
+ *   {name, language} and reconnects with the new token. 404 -> "does not exist or is private",
+ *   409 room_ended, 429 rate_limited -> wait Retry-After seconds and ask again.
+ *   Each connection gets a short session credential: join's ack `credential` and the server's
+ *   "credential" event {token, expires_at, expires_in} (renewed about every half lifetime);
+ *   the page keeps the newest. socket.io `auth` is a function: the session credential while
+ *   it has more than 10 s left, else the link token. A refused connect (`err.data` {code,
+ *   message}: missing_credentials, invalid_token, token_expired, token_revoked) with the
+ *   session credential is tried once more with the link token; refused with the link token it
+ *   is the end: the page explains. "revoked" {message}: the organiser withdrew the link (the
+ *   server disconnects right after). REST calls carry the best credential as Bearer.
+ *   The token's payload (unverified, base64url) gives `room` (a link for another room is told
+ *   early), `lang` (the page's language unless the person chose one: ?lang= or the stored
+ *   choice), `gst` (a guest).
+ * REST before connecting: GET /api/rooms/{id} (Bearer) -> the room, or 404 room_not_found (a
+ *   private room is not disclosed): "This room does not exist". A host or the owner exhibitor
+ *   ends a livestream with PATCH /api/rooms/{id} {status: "ended"} (Bearer).
+ *
+ * socket.io (websocket only), then every request an emit with ack that may answer
  * {"error": {code, message}}.
  *
  * Presence is a sequenced event log per room (docs/socketio.md):
  *   join {since?} -> ack {room, self, ice_servers, seq, snapshot, participants? | events?,
- *                         audience: {current, peak}}
- *     snapshot true: `participants` is the list as of `seq`; false: `events` are everything
- *     after `since`, applied to the list the page already has. The first join sends no `since`;
- *     after a reconnect (socket.io reconnects by itself, "connect" joins again) the page sends
- *     join {since: seq} and catches up without a reload.
+ *                         audience: {current, peak}, stage?, credential}
+ *     self = {identity, name, role, joined_at, language, tracks, grants, guest, stage}.
+ *     snapshot true: `participants` is the list and `stage` {identity: "invited" | "on"} the
+ *     stage as of `seq`; false: `events` are everything after `since`, applied to the state
+ *     the page already has. The first join sends no `since`; after a reconnect (socket.io
+ *     reconnects by itself, "connect" joins again) the page sends join {since: seq} and
+ *     catches up without a reload.
  *   "room-event" {seq, type, at, ...}: participant-joined / participant-updated {participant},
- *     participant-left {identity}, room-status {room}. One reducer, applyEvent(state, event),
- *     handles them all. seq <= ours: old, ignored; seq == ours + 1: applied; further ahead: a
- *     gap, so the page asks "sync" {since: seq} and applies its ack (same shape as join's).
- *     Events that arrive while a join or sync is unanswered wait in a buffer and are handled
- *     after it in the same way.
+ *     participant-left {identity}, room-status {room} (any change of the room's record: status,
+ *     publishing, name, schedule...), stage {identity, name, state: invited | on | declined |
+ *     off}. One reducer, applyEvent(state, event), handles them all. seq <= ours: old,
+ *     ignored; seq == ours + 1: applied; further ahead: a gap, so the page asks "sync"
+ *     {since: seq} and applies its ack (same shape as join's). Events that arrive while a join
+ *     or sync is unanswered wait in a buffer and are handled after it in the same way.
  *   "audience" {current, peak}: livestreams count their watchers instead of listing them.
  *     Listed are hosts, exhibitors and whoever publishes; hosts and exhibitors page through the
  *     rest with "audience-list" {cursor, limit} -> {viewers, next, total} (the Viewers panel).
  *   "replaced": the same identity joined elsewhere; room-status "ended": the room is over.
+ * Stage (livestreams): a host (moderate grant) sends "stage-invite" {identity} -> {}; the
+ *   invitee's page sees stage "invited" for itself and asks Accept / Decline: "stage-answer"
+ *   {accept} -> {grants, stage}; with publish in its grants it offers "Go live". "stage-leave"
+ *   {} steps down, "stage-leave" {identity} (a host) takes someone off; stage "off" for the
+ *   page's own identity stops its broadcast and takes publish away.
+ * Track state: a participant's `tracks` are [{id, kind, codec, profile, source, muted}]; the
+ *   page sends "set-muted" {kind: "audio" | "video", muted} when the person turns the
+ *   microphone or camera off or on, and shows a muted microphone, or "Camera off" (initials
+ *   and name instead of a black picture), for everyone whose track is muted.
+ * Room badge: live and on air (someone publishes, or did a moment ago: room.on_air) -> LIVE;
+ *   live otherwise -> "Starting soon"; scheduled -> its start time; ended -> Ended.
  * Media over the same socket:
  *   publish:   getUserMedia -> sendonly transceivers -> offer (ICE gathered, max 2 s)
  *              -> emit "publish" {type:"offer", sdp} -> ack {type:"answer", sdp}
- *              "unpublish" stops it.
+ *              "unpublish" stops it. While publishing, one's own camera is a tile on the stage.
  *   subscribe: emit "subscribe" {} -> ack {type:"offer", sdp} -> answer (ICE gathered, max 2 s)
  *              -> emit "subscribe-answer" {type:"answer", sdp}; server-sent "subscriber-offer"
  *              renegotiates the same way, one negotiation at a time.
@@ -31,7 +67,8 @@
  * A remote MediaStream's id is the publishing participant's identity: one tile per identity; a
  * participant who leaves the list loses its tile.
  *
- * For tests: window.fairwire = {state, participants, seq, audience, error, self, room,
+ * For tests: window.fairwire = {state, participants, seq, audience, error, self, room, stage
+ * ({identity: "invited" | "on"}), credential (the token the page would use now), guest,
  * publisherPc, subscriberPc, publishing, catchUps (the last joins/syncs: {via, since, seq,
  * snapshot, events}), viewerPageSize (audience-list's limit), socket, applyEvent,
  * _dropConnectionFor(ms)}.
@@ -43,14 +80,28 @@
   const GATHER_TIMEOUT_MS = 2000;
   const SYNC_RETRY_MS = 2000;
   const VIEWER_PAGE_SIZE = 50;
+  // A session credential with less left than this is not offered any more: the link token is.
+  const CREDENTIAL_MARGIN_MS = 10000;
+  // A stored guest token with less left than this is not reused: the page asks for a new one.
+  const GUEST_REUSE_MARGIN_MS = 60000;
+  const GUEST_KEY = "fairwire.guest.";
+  const GUEST_RETRY_DEFAULT_S = 5;
+  const GUEST_NAME_MAX = 200;
   // Roles that may see who is watching a livestream ("audience-list").
   const AUDIENCE_VIEWERS = new Set(["host", "exhibitor"]);
+  // Whom a host may invite on a livestream's stage; hosts and the owner exhibitor (any
+  // exhibitor in a room without an owner) publish by their role.
+  const STAGE_ROLES = new Set(["buyer", "visitor"]);
   const ROLE_ORDER = { host: 0, exhibitor: 1, buyer: 2, visitor: 3 };
   // Errors after which reconnecting cannot help: the page stops and explains.
   const FATAL = new Set([
-    "missing_token", "missing_credentials", "invalid_token", "token_expired", "wrong_room",
-    "room_not_found", "room_ended", "replaced",
+    "missing_token", "missing_credentials", "invalid_token", "token_expired", "token_revoked",
+    "wrong_room", "room_not_found", "room_ended", "replaced",
   ]);
+  // A refusal of the credential itself (REST 401 or a refused connect).
+  const TOKEN_REFUSALS = new Set(["missing_credentials", "invalid_token", "token_expired", "token_revoked"]);
+  // A guest token kept from an earlier visit that no longer works: the page takes a new one.
+  const STALE_GUEST = new Set(["invalid_token", "token_expired"]);
 
   const i18n = window.FairwireI18n;
   const t = i18n.t;
@@ -61,11 +112,16 @@
     participants: [],
     seq: null, // the last room event applied; null before the first join answered
     audience: null, // {current, peak} in livestreams
+    stage: {}, // identity -> "invited" | "on" (livestreams)
     catchUps: [],
     viewerPageSize: VIEWER_PAGE_SIZE,
     get socket() {
       return socket;
     },
+    get credential() {
+      return bestCredential();
+    },
+    guest: false,
     error: null,
     self: null,
     room: null,
@@ -75,19 +131,32 @@
   });
 
   const roomId = decodeURIComponent(window.location.pathname.replace(/^\/room\//, "").replace(/\/$/, ""));
-  const token = new URLSearchParams(window.location.search).get("token") || "";
+  const roomPath = "/api/rooms/" + encodeURIComponent(roomId);
+  const guestKey = GUEST_KEY + roomId;
+  let linkToken = new URLSearchParams(window.location.search).get("token") || "";
+  let session = null; // {token, expiresAtMs, serverExpiresAt}: the newest session credential
+  let authUsed = null; // "session" | "link": what the last connect attempt offered
+  let guestFromStorage = false; // the guest token is from an earlier visit (may be stale)
+  let guestName = "";
   let socket = null;
   let iceServers = [];
   let localStream = null;
   let mediaNotice = null; // {key, params}
   let publishError = null; // {key, params}
-  let connectionNotice = null; // i18n key
+  let connectionNotice = null; // {key, params}
+  let stageNotice = null; // {key, params}: about one's own place on the stage
+  let actionNotice = null; // {key, params}: a host's stage action that failed
+  let errorKey = null; // the text of a fatal error when its code alone does not say it
   let negotiation = Promise.resolve();
   // The person asked to be live: after a reconnect the page goes live again by itself.
   let wantLive = false;
-  const tiles = new Map(); // identity -> {tile, video, label, unmute, stream}
-  // Presence as of presence.seq; fairwire.participants/room/seq mirror it.
-  let presence = { seq: null, room: null, participants: [] };
+  // What the person turned off; a broadcast that starts again keeps it off.
+  const wantMuted = { audio: false, video: false };
+  const tiles = new Map(); // identity -> {tile, video, label, unmute, stream, ...}
+  let selfTile = null; // one's own camera while publishing (not in `tiles`: nothing arrives)
+  const stageBusy = new Set(); // identities a stage request is on its way for
+  // Presence as of presence.seq; fairwire.participants/room/seq/stage mirror it.
+  let presence = { seq: null, room: null, participants: [], stage: {} };
   let pending = []; // room events not handled yet (a join or sync is unanswered, or a gap)
   let catchUp = null; // the join or sync whose answer the page waits for
   let syncTimer = null;
@@ -95,6 +164,7 @@
   let freshSnapshot = false; // the next join asks for the whole list (the log did not add up)
   // The Viewers panel: one page of "audience-list" after another.
   let viewers = { items: [], next: null, total: null, loaded: false, loading: false, error: null, generation: 0 };
+  let guestForm = { open: false, busy: false, notice: null };
 
   // -- helpers ----------------------------------------------------------------------------
 
@@ -105,15 +175,59 @@
     return node;
   }
 
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  // Small line icons: a microphone and a camera, each struck through.
+  const ICONS = {
+    "mic-off": [
+      ["rect", { x: 9, y: 3, width: 6, height: 11, rx: 3 }],
+      ["path", { d: "M5.5 11a6.5 6.5 0 0 0 13 0M12 17.5V21" }],
+      ["path", { d: "M4 4l16 16" }],
+    ],
+    "cam-off": [
+      ["rect", { x: 3, y: 7, width: 12, height: 10, rx: 2 }],
+      ["path", { d: "M15 10.5l6-3.5v10l-6-3.5" }],
+      ["path", { d: "M3 4l17 16" }],
+    ],
+  };
+
+  function icon(name, label) {
+    const span = el("span", "icon icon-" + name);
+    span.setAttribute("role", "img");
+    span.setAttribute("aria-label", label);
+    span.title = label;
+    const svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    for (const [tag, attrs] of ICONS[name]) {
+      const shape = document.createElementNS(SVG_NS, tag);
+      for (const [key, value] of Object.entries(attrs)) shape.setAttribute(key, String(value));
+      svg.appendChild(shape);
+    }
+    span.appendChild(svg);
+    return span;
+  }
+
+  function initials(name) {
+    const words = String(name || "").trim().split(/\s+/).filter(Boolean);
+    if (!words.length) return "?";
+    const first = Array.from(words[0])[0] || "";
+    // Latin names: two initials; a Chinese name's first character says it.
+    const last = words.length > 1 ? Array.from(words[words.length - 1])[0] || "" : "";
+    const second = /^[A-Za-z]/.test(first) && /^[A-Za-z]/.test(last) ? last : "";
+    return (first + second).toUpperCase();
+  }
+
   class ServerError extends Error {
-    constructor(error) {
+    constructor(error, key) {
       super(error && error.message ? error.message : "error");
       this.code = (error && error.code) || "unknown";
+      this.key = key || null; // the text to show, when the code alone does not say it
     }
   }
 
   /** Emit with an acknowledgement; rejects on timeout or an {"error": ...} answer. */
   async function request(event, data) {
+    if (!socket) throw new ServerError({ code: "not_joined", message: event + ": not connected" });
     let ack;
     try {
       ack = await socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, data === undefined ? {} : data);
@@ -124,27 +238,86 @@
     return ack;
   }
 
-  /** The JWT's payload, unverified: only to tell a link for another room early. */
+  /**
+   * A REST call: {status, ok, data, headers}. Carries the best credential as Bearer unless
+   * `anonymous`; a network failure rejects.
+   */
+  async function api(method, path, body, anonymous) {
+    const headers = { Accept: "application/json" };
+    const credential = anonymous ? "" : bestCredential();
+    if (credential) headers.Authorization = "Bearer " + credential;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (_) {
+      data = null;
+    }
+    return { status: response.status, ok: response.ok, data, headers: response.headers };
+  }
+
+  function apiError(res) {
+    const error = res.data && typeof res.data === "object" ? res.data.error : null;
+    if (error && error.code) return new ServerError(error);
+    return new ServerError({ code: "http_" + res.status, message: "HTTP " + res.status });
+  }
+
+  function sleep(ms) {
+    return new Promise((resolve) => window.setTimeout(resolve, ms));
+  }
+
+  /** Retry-After (RFC 9110 §10.2.3): seconds or an HTTP date; a sane number of seconds. */
+  function retryAfterSeconds(value) {
+    let seconds = NaN;
+    if (value) {
+      seconds = /^\s*\d+\s*$/.test(value) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+    }
+    if (!isFinite(seconds)) seconds = GUEST_RETRY_DEFAULT_S;
+    return Math.min(300, Math.max(1, Math.ceil(seconds)));
+  }
+
+  /** The JWT's payload, unverified: the room, the language, whether a guest. */
   function tokenClaims(jwt) {
     try {
       const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
       const json = decodeURIComponent(
         atob(part).split("").map((c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join(""),
       );
-      return JSON.parse(json);
+      const claims = JSON.parse(json);
+      return claims && typeof claims === "object" ? claims : null;
     } catch (_) {
       return null;
     }
   }
 
-  function errorText(error) {
-    const key = "error." + error.code;
-    const text = t(key);
-    return text === key ? t("error.unknown", { message: error.message || error.code }) : text;
+  function errorText(error, key) {
+    if (key) return t(key);
+    const code = "error." + error.code;
+    const text = t(code);
+    return text === code ? t("error.unknown", { message: error.message || error.code }) : text;
+  }
+
+  function messageOf(err) {
+    return err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err);
+  }
+
+  function noticeText(notice) {
+    return notice ? t(notice.key, notice.params) : "";
+  }
+
+  function participant(identity) {
+    return fairwire.participants.find((x) => x.identity === identity) || null;
   }
 
   function participantName(identity) {
-    const p = fairwire.participants.find((x) => x.identity === identity);
+    const p = participant(identity);
     return p ? p.name : identity;
   }
 
@@ -157,12 +330,226 @@
     return new Intl.DateTimeFormat(i18n.locale(), { timeStyle: "short" }).format(new Date(seconds * 1000));
   }
 
+  function formatDateTime(seconds) {
+    if (typeof seconds !== "number" || !isFinite(seconds)) return "";
+    return new Intl.DateTimeFormat(i18n.locale(), { dateStyle: "medium", timeStyle: "short" })
+      .format(new Date(seconds * 1000));
+  }
+
   function isLivestream() {
     return !!(fairwire.room && fairwire.room.kind === "livestream");
   }
 
+  function myIdentity() {
+    return fairwire.self ? fairwire.self.identity : null;
+  }
+
+  function hasGrant(grant) {
+    return !!(fairwire.self && Array.isArray(fairwire.self.grants) && fairwire.self.grants.includes(grant));
+  }
+
   function maySeeViewers() {
     return isLivestream() && !!fairwire.self && AUDIENCE_VIEWERS.has(fairwire.self.role);
+  }
+
+  /** A host of a livestream: invites people on stage and takes them off. */
+  function mayManageStage() {
+    return isLivestream() && hasGrant("moderate") && !fairwire.guest && fairwire.state === "joined";
+  }
+
+  /** The owner exhibitor or a host may end a livestream that is live. */
+  function mayEndLive() {
+    const room = fairwire.room;
+    const self = fairwire.self;
+    if (!room || !self || fairwire.guest || room.kind !== "livestream" || room.status !== "live") return false;
+    return hasGrant("moderate") || (self.role === "exhibitor" && !!room.owner && room.owner === self.identity);
+  }
+
+  /** What a participant's tracks say: publishing at all, microphone or camera muted. */
+  function trackState(p) {
+    const tracks = p && Array.isArray(p.tracks) ? p.tracks : [];
+    const audio = tracks.filter((x) => x && x.kind === "audio");
+    const video = tracks.filter((x) => x && x.kind === "video");
+    return {
+      publishing: tracks.length > 0,
+      hasVideo: video.length > 0,
+      audioMuted: audio.length > 0 && audio.every((x) => x.muted === true),
+      videoMuted: video.length > 0 && video.every((x) => x.muted === true),
+    };
+  }
+
+  function anyonePublishing() {
+    return fairwire.publishing || fairwire.participants.some((p) => trackState(p).publishing);
+  }
+
+  // -- credentials -------------------------------------------------------------------------
+
+  /** Keep the newest session credential {token, expires_at, expires_in}. */
+  function noteCredential(credential) {
+    if (!credential || typeof credential !== "object" || typeof credential.token !== "string" || !credential.token) return;
+    const serverExpiresAt = typeof credential.expires_at === "number" ? credential.expires_at : null;
+    if (session && serverExpiresAt !== null && session.serverExpiresAt !== null && serverExpiresAt < session.serverExpiresAt) {
+      return; // an older one that arrived late
+    }
+    // Measured on this clock (expires_in) so that a skewed clock does not matter.
+    let expiresAtMs = null;
+    if (typeof credential.expires_in === "number") expiresAtMs = Date.now() + credential.expires_in * 1000;
+    else if (serverExpiresAt !== null) expiresAtMs = serverExpiresAt * 1000;
+    if (expiresAtMs === null) return;
+    session = { token: credential.token, expiresAtMs, serverExpiresAt };
+  }
+
+  function sessionUsable() {
+    return !!session && session.expiresAtMs - CREDENTIAL_MARGIN_MS > Date.now();
+  }
+
+  function bestCredential() {
+    return sessionUsable() ? session.token : linkToken;
+  }
+
+  /** The language the token names, unless the person chose one. */
+  function preferTokenLanguage(jwt) {
+    const claims = tokenClaims(jwt);
+    if (claims && typeof claims.lang === "string" && typeof i18n.preferIfUnchosen === "function") {
+      i18n.preferIfUnchosen(claims.lang);
+    }
+  }
+
+  // -- guests ------------------------------------------------------------------------------
+
+  function loadGuest() {
+    try {
+      const stored = JSON.parse(window.sessionStorage.getItem(guestKey) || "null");
+      if (!stored || typeof stored.token !== "string") return null;
+      const claims = tokenClaims(stored.token);
+      if (!claims || typeof claims.exp !== "number" || claims.exp * 1000 < Date.now() + GUEST_REUSE_MARGIN_MS) return null;
+      return stored;
+    } catch (_) {
+      return null; // storage disabled or garbled
+    }
+  }
+
+  function saveGuest(guest) {
+    try {
+      window.sessionStorage.setItem(guestKey, JSON.stringify({
+        token: guest.token, identity: guest.identity || "", name: guest.name || "",
+      }));
+    } catch (_) {
+      /* storage disabled: a reload makes a new guest */
+    }
+  }
+
+  function forgetGuest() {
+    try {
+      window.sessionStorage.removeItem(guestKey);
+    } catch (_) {
+      /* nothing kept */
+    }
+  }
+
+  /**
+   * POST /api/rooms/{id}/guest: a visitor token for a public room. Too many guests from one
+   * network (429): `onWait(seconds)`, then ask again after Retry-After.
+   */
+  async function fetchGuest(name, onWait) {
+    const body = { language: i18n.lang };
+    if (name) body.name = name;
+    for (;;) {
+      let res;
+      try {
+        res = await api("POST", roomPath + "/guest", body, true);
+      } catch (err) {
+        throw new ServerError({ code: "connect_failed", message: String(err && err.message ? err.message : err) });
+      }
+      if (res.ok && res.data && typeof res.data.token === "string") return res.data;
+      if (res.status === 429) {
+        const seconds = retryAfterSeconds(res.headers.get("Retry-After"));
+        onWait(seconds);
+        await sleep(seconds * 1000);
+        continue;
+      }
+      const error = apiError(res);
+      // Private and unknown rooms look the same; an ended one is room_ended (409).
+      if (res.status === 404) throw new ServerError({ code: "room_not_found", message: error.message }, "error.guest_room_not_found");
+      throw error;
+    }
+  }
+
+  function takeGuest(guest) {
+    linkToken = guest.token;
+    session = null;
+    guestName = guest.name || "";
+    fairwire.guest = true;
+    saveGuest(guest);
+  }
+
+  /** The page's first guest token; false when the page failed (it says why). */
+  async function startAsGuest() {
+    try {
+      const guest = await fetchGuest("", (seconds) => {
+        connectionNotice = { key: "room.guestBusy", params: { seconds } };
+        render();
+      });
+      guestFromStorage = false;
+      connectionNotice = null;
+      takeGuest(guest);
+      return true;
+    } catch (err) {
+      fail(err);
+      return false;
+    }
+  }
+
+  function openGuestForm() {
+    guestForm = { open: true, busy: false, notice: null };
+    renderGuest();
+    const input = $("guest-name-input");
+    input.value = (fairwire.self && fairwire.self.name) || guestName;
+    input.focus();
+    input.select();
+  }
+
+  function closeGuestForm() {
+    guestForm = { open: false, busy: false, notice: null };
+    renderGuest();
+  }
+
+  async function renameGuest(event) {
+    event.preventDefault();
+    if (guestForm.busy) return;
+    const name = $("guest-name-input").value.trim().slice(0, GUEST_NAME_MAX);
+    if (!name) {
+      guestForm.notice = { key: "room.nameRequired" };
+      renderGuest();
+      return;
+    }
+    if (fairwire.self && name === fairwire.self.name) {
+      closeGuestForm();
+      return;
+    }
+    guestForm.busy = true;
+    guestForm.notice = null;
+    renderGuest();
+    let guest;
+    try {
+      guest = await fetchGuest(name, (seconds) => {
+        guestForm.notice = { key: "room.guestBusy", params: { seconds } };
+        renderGuest();
+      });
+    } catch (err) {
+      if (FATAL.has(err.code)) {
+        fail(err);
+        return;
+      }
+      guestForm.busy = false;
+      guestForm.notice = { key: "room.renameFailed", params: { message: messageOf(err) } };
+      renderGuest();
+      return;
+    }
+    guestFromStorage = false;
+    takeGuest(guest);
+    closeGuestForm();
+    reconnect();
   }
 
   // -- state changes ----------------------------------------------------------------------
@@ -170,10 +557,16 @@
   function fail(error) {
     fairwire.state = "error";
     fairwire.error = { code: error.code || "unknown", message: error.message || "" };
+    errorKey = error.key || null;
     connectionNotice = null;
+    wantLive = false;
     stopPublishing(false);
     closeSubscriber();
     closeViewers();
+    for (const id of ["stage-invitation", "end-dialog"]) {
+      const dialog = $(id);
+      if (dialog && dialog.open) dialog.close();
+    }
     if (socket) {
       socket.io.reconnection(false);
       socket.disconnect();
@@ -184,17 +577,18 @@
   function setParticipants(list) {
     fairwire.participants = Array.isArray(list) ? list.slice() : [];
     renderParticipants();
-    for (const [identity, entry] of tiles) entry.label.textContent = participantName(identity);
+    for (const identity of tiles.keys()) renderTile(identity);
   }
 
   // -- presence: the room's event log ------------------------------------------------------
 
   /**
-   * The one reducer: presence {seq, room, participants} after `event`. Pure: side effects
-   * (tiles, the page's end) follow from comparing states in commit().
+   * The one reducer: presence {seq, room, participants, stage} after `event`. Pure: side
+   * effects (tiles, one's own place on the stage, the page's end) follow from comparing
+   * states in commit().
    */
   function applyEvent(state, event) {
-    const next = { seq: event.seq, room: state.room, participants: state.participants };
+    const next = { seq: event.seq, room: state.room, participants: state.participants, stage: state.stage || {} };
     switch (event.type) {
       case "participant-joined": {
         // A newer connection of the same identity takes the old one's place, at the end
@@ -219,6 +613,14 @@
       case "room-status":
         if (event.room && typeof event.room === "object") next.room = event.room;
         break;
+      case "stage": {
+        if (typeof event.identity !== "string") break;
+        const stage = { ...next.stage };
+        if (event.state === "invited" || event.state === "on") stage[event.identity] = event.state;
+        else delete stage[event.identity]; // declined, off
+        next.stage = stage;
+        break;
+      }
       default:
         break; // a type this page does not know still takes its place in the sequence
     }
@@ -226,11 +628,12 @@
   }
   fairwire.applyEvent = applyEvent;
 
-  /** Show `next` presence: the list, tiles of people who left, the end of the room. */
+  /** Show `next` presence: the list, tiles of people who left, the stage, the room's end. */
   function commit(next) {
     const before = presence;
     presence = next;
     fairwire.seq = next.seq;
+    fairwire.stage = next.stage || {};
     if (next.room) fairwire.room = next.room;
     setParticipants(next.participants);
     const still = new Set(next.participants.map((p) => p.identity));
@@ -239,7 +642,31 @@
       fail({ code: "room_ended", message: "this room has ended" });
       return;
     }
+    ownStageChanged(before.stage || {}, fairwire.stage);
     render();
+  }
+
+  /** One's own place on the stage moved: the invitation, the publish grant, the broadcast. */
+  function ownStageChanged(beforeStage, afterStage) {
+    const me = myIdentity();
+    if (!me) return;
+    const was = beforeStage[me] || null;
+    const now = afterStage[me] || null;
+    if (was === now) return;
+    fairwire.self = { ...fairwire.self, stage: now };
+    stageNotice = null;
+    if (now === "invited") openInvitation();
+    else closeInvitation();
+    if (now === "on" && !hasGrant("publish")) {
+      fairwire.self.grants = [...(fairwire.self.grants || []), "publish"];
+    }
+    if (was === "on" && now !== "on") {
+      // Stepped down, or a host took us off: the server unpublished our tracks already.
+      fairwire.self.grants = (fairwire.self.grants || []).filter((g) => g !== "publish");
+      wantLive = false;
+      if (fairwire.publishing || fairwire.publisherPc) stopPublishing(false);
+      stageNotice = { key: "room.stageOff" };
+    }
   }
 
   function isEvent(event) {
@@ -298,6 +725,21 @@
     if (fairwire.catchUps.length > 20) fairwire.catchUps.shift();
   }
 
+  /** The stage of a snapshot: its `stage` map, and what `self.stage` says of oneself. */
+  function snapshotStage(ack) {
+    const stage = {};
+    if (ack.stage && typeof ack.stage === "object") {
+      for (const [identity, state] of Object.entries(ack.stage)) {
+        if (state === "invited" || state === "on") stage[identity] = state;
+      }
+    }
+    const self = ack.self || fairwire.self;
+    if (self && (self.stage === "invited" || self.stage === "on") && !(self.identity in stage)) {
+      stage[self.identity] = self.stage;
+    }
+    return stage;
+  }
+
   /**
    * The answer of a join or sync: the whole list (snapshot), or the events since what the page
    * has. Returns false when the events do not reach the answer's seq (the log has a hole).
@@ -310,12 +752,14 @@
     if (ack.snapshot || presence.seq === null) {
       state = {
         seq,
-        room: ack.room || presence.room,
+        room: ack.room || presence.room || fairwire.room,
         participants: Array.isArray(ack.participants) ? ack.participants.slice() : [],
+        stage: snapshotStage(ack),
       };
     } else {
       state = applyRun(presence, Array.isArray(ack.events) ? ack.events : []).state;
       if (ack.room) state = { ...state, room: ack.room };
+      if (ack.stage && typeof ack.stage === "object") state = { ...state, stage: snapshotStage(ack) };
       complete = state.seq >= seq;
       if (!complete) {
         console.warn("fairwire: " + via + " since " + since + " answered seq " + seq
@@ -365,6 +809,17 @@
 
   // -- rendering --------------------------------------------------------------------------
 
+  /** The room's badge: LIVE on air, "Starting soon" live but nobody on air yet, scheduled, ended. */
+  function roomBadge(room) {
+    if (room.status === "live") {
+      const onAir = room.on_air === true || room.publishing === true || anyonePublishing();
+      return onAir ? { cls: "badge-live", text: t("status.live") } : { cls: "badge-soon", text: t("status.soon") };
+    }
+    if (room.status === "scheduled") return { cls: "badge-scheduled", text: t("status.scheduled") };
+    if (room.status === "ended") return { cls: "badge-ended", text: t("status.ended") };
+    return { cls: "badge-" + room.status, text: room.status };
+  }
+
   function render() {
     const room = fairwire.room;
     const name = $("room-name");
@@ -373,9 +828,14 @@
       name.textContent = room.name;
       document.title = room.name + " · Fairwire";
       const status = $("room-status");
+      const badge = roomBadge(room);
       status.hidden = false;
-      status.className = "badge badge-" + room.status;
-      status.textContent = t("status." + room.status);
+      status.className = "badge " + badge.cls;
+      status.textContent = badge.text;
+      const when = $("room-when");
+      const start = room.status === "scheduled" ? formatDateTime(room.scheduled_start) : "";
+      when.hidden = !start;
+      when.textContent = start ? t("index.startsAt", { time: start }) : "";
       const kind = $("room-kind");
       kind.hidden = false;
       kind.className = "chip chip-" + room.kind;
@@ -394,24 +854,80 @@
     if (fairwire.state === "connecting" && !connectionNotice) {
       connection.textContent = t("room.connecting");
     } else {
-      connection.textContent = connectionNotice ? t(connectionNotice) : "";
+      connection.textContent = noticeText(connectionNotice);
     }
     connection.hidden = !connection.textContent;
 
     const errorPanel = $("error-panel");
     errorPanel.hidden = fairwire.state !== "error";
     if (fairwire.state === "error") {
-      $("error-message").textContent = errorText(fairwire.error);
+      $("error-message").textContent = errorText(fairwire.error, errorKey);
       $("error-code").textContent = fairwire.error.code;
       $("retry").hidden = FATAL.has(fairwire.error.code);
     }
     $("room-body").hidden = fairwire.state === "error" || !fairwire.self;
     // Without a room there is nothing to head the page: the error panel says it all.
     $("room-header").hidden = fairwire.state === "error" && !room;
+    renderGuest();
     renderParticipants();
     renderAudience();
     renderViewers();
     renderMedia();
+  }
+
+  function renderGuest() {
+    const bar = $("guest-bar");
+    const show = fairwire.guest && fairwire.state !== "error" && (!!fairwire.self || !!guestName);
+    bar.hidden = !show;
+    if (!show) return;
+    const name = (fairwire.self && fairwire.self.name) || guestName;
+    $("guest-watching").textContent = t("room.watchingAs", { name });
+    $("guest-rename").hidden = guestForm.open;
+    $("guest-rename").textContent = t("room.changeName");
+    const form = $("guest-form");
+    form.hidden = !guestForm.open;
+    $("guest-save").disabled = guestForm.busy;
+    $("guest-name-input").disabled = guestForm.busy;
+    const notice = $("guest-form-notice");
+    notice.textContent = noticeText(guestForm.notice);
+    notice.hidden = !guestForm.notice;
+  }
+
+  /**
+   * A guest (never invited on stage). Participants and viewers say so in `guest`; an entry
+   * without the field is told by the identity the server gives guests ("guest-…").
+   */
+  function isGuest(person) {
+    if (typeof person.guest === "boolean") return person.guest;
+    return typeof person.identity === "string" && person.identity.startsWith("guest-");
+  }
+
+  /** Someone who publishes in this livestream only when a host invites them on stage. */
+  function invitable(person) {
+    if (STAGE_ROLES.has(person.role)) return true;
+    const owner = fairwire.room && fairwire.room.owner;
+    return person.role === "exhibitor" && !!owner && owner !== person.identity;
+  }
+
+  /** A host's stage controls for one person: invite, "Invited", or take off the stage. */
+  function stageControls(person) {
+    if (!mayManageStage() || !person || person.identity === myIdentity() || isGuest(person)) return null;
+    const state = fairwire.stage[person.identity] || null;
+    const busy = stageBusy.has(person.identity);
+    if (state === "on") {
+      const remove = el("button", "button button-small button-secondary stage-remove", t("room.removeFromStage"));
+      remove.type = "button";
+      remove.disabled = busy;
+      remove.addEventListener("click", () => stageRemove(person.identity));
+      return remove;
+    }
+    if (state === "invited") return el("span", "chip chip-invited", t("room.invited"));
+    if (!invitable(person) || trackState(person).publishing) return null;
+    const invite = el("button", "button button-small stage-invite", t("room.inviteOnStage"));
+    invite.type = "button";
+    invite.disabled = busy;
+    invite.addEventListener("click", () => stageInvite(person.identity));
+    return invite;
   }
 
   function renderParticipants() {
@@ -422,7 +938,7 @@
     const items = people.map((p) => {
       const li = el("li", "participant");
       li.dataset.identity = p.identity;
-      const avatar = el("span", "avatar role-" + p.role, (p.name || p.identity).trim().charAt(0).toUpperCase());
+      const avatar = el("span", "avatar role-" + p.role, initials(p.name || p.identity));
       avatar.setAttribute("aria-hidden", "true");
       li.appendChild(avatar);
       const text = el("span", "participant-text");
@@ -431,11 +947,24 @@
       if (fairwire.self && p.identity === fairwire.self.identity) {
         text.appendChild(el("span", "participant-you", "(" + t("room.you") + ")"));
       }
+      const state = trackState(p);
+      if (state.audioMuted || state.videoMuted) {
+        const icons = el("span", "participant-icons");
+        if (state.audioMuted) icons.appendChild(icon("mic-off", t("room.micMuted")));
+        if (state.videoMuted) icons.appendChild(icon("cam-off", t("room.cameraOff")));
+        text.appendChild(icons);
+      }
       li.appendChild(text);
-      if (Array.isArray(p.tracks) && p.tracks.length) {
+      if (state.publishing) {
         li.appendChild(el("span", "badge badge-live badge-small", t("status.live")));
       }
       li.appendChild(el("span", "role-badge role-" + p.role, t("role." + p.role)));
+      const controls = stageControls(p);
+      if (controls) {
+        const actions = el("span", "participant-actions");
+        actions.appendChild(controls);
+        li.appendChild(actions);
+      }
       return li;
     });
     const livestream = isLivestream();
@@ -443,6 +972,9 @@
     list.replaceChildren(...items);
     const count = formatNumber(fairwire.participants.length);
     $("participant-count").textContent = t(livestream ? "room.onStageCount" : "room.participantCount", { count });
+    const notice = $("participants-notice");
+    notice.textContent = noticeText(actionNotice);
+    notice.hidden = !actionNotice;
   }
 
   function renderAudience() {
@@ -468,7 +1000,7 @@
       const li = el("li", "participant");
       li.dataset.identity = v.identity;
       const name = v.name || v.identity;
-      const avatar = el("span", "avatar role-" + v.role, name.trim().charAt(0).toUpperCase());
+      const avatar = el("span", "avatar role-" + v.role, initials(name));
       avatar.setAttribute("aria-hidden", "true");
       li.appendChild(avatar);
       const text = el("span", "participant-text");
@@ -476,7 +1008,13 @@
       const since = formatTime(v.joined_at);
       if (since) text.appendChild(el("span", "participant-since", t("room.viewerSince", { time: since })));
       li.appendChild(text);
-      li.appendChild(el("span", "role-badge role-" + v.role, t("role." + v.role)));
+      li.appendChild(el("span", "role-badge role-" + v.role, t(isGuest(v) ? "role.guest" : "role." + v.role)));
+      const controls = stageControls(v);
+      if (controls) {
+        const actions = el("span", "participant-actions");
+        actions.appendChild(controls);
+        li.appendChild(actions);
+      }
       return li;
     });
     if (viewers.loaded && !items.length) items.push(el("li", "participant-empty", t("room.viewersEmpty")));
@@ -493,12 +1031,13 @@
     }
 
     const error = $("viewers-error");
-    error.hidden = !viewers.error;
-    if (viewers.error) {
-      error.textContent = viewers.error.code === "forbidden"
+    const text = viewers.error
+      ? viewers.error.code === "forbidden"
         ? t("room.viewersForbidden")
-        : t("room.viewersError", { message: errorText(viewers.error) });
-    }
+        : t("room.viewersError", { message: errorText(viewers.error) })
+      : noticeText(actionNotice);
+    error.hidden = !text;
+    error.textContent = text;
 
     const more = $("viewers-more");
     const canRetry = !!viewers.error && viewers.error.code !== "forbidden";
@@ -513,6 +1052,7 @@
   function openViewers() {
     const panel = $("viewers-panel");
     viewers = { items: [], next: null, total: null, loaded: false, loading: false, error: null, generation: viewers.generation + 1 };
+    actionNotice = null;
     if (!panel.open) panel.showModal();
     renderViewers();
     loadViewers();
@@ -567,23 +1107,148 @@
     }
   }
 
+  // -- the stage (livestreams) --------------------------------------------------------------
+
+  async function stageRequest(identity, event, data) {
+    if (stageBusy.has(identity)) return;
+    stageBusy.add(identity);
+    actionNotice = null;
+    renderParticipants();
+    renderViewers();
+    try {
+      await request(event, data);
+    } catch (err) {
+      actionNotice = { key: "room.stageActionFailed", params: { message: messageOf(err) } };
+    } finally {
+      stageBusy.delete(identity);
+      renderParticipants();
+      renderViewers();
+    }
+  }
+
+  function stageInvite(identity) {
+    return stageRequest(identity, "stage-invite", { identity });
+  }
+
+  function stageRemove(identity) {
+    return stageRequest(identity, "stage-leave", { identity });
+  }
+
+  function openInvitation() {
+    const dialog = $("stage-invitation");
+    $("invitation-error").hidden = true;
+    $("invitation-accept").disabled = false;
+    $("invitation-decline").disabled = false;
+    if (!dialog.open && fairwire.state === "joined") dialog.showModal();
+  }
+
+  function closeInvitation() {
+    const dialog = $("stage-invitation");
+    if (dialog.open) dialog.close();
+  }
+
+  /** Accept or decline the invitation on stage: the answer brings the grants. */
+  async function answerInvitation(accept) {
+    $("invitation-accept").disabled = true;
+    $("invitation-decline").disabled = true;
+    $("invitation-error").hidden = true;
+    let ack;
+    try {
+      ack = await request("stage-answer", { accept });
+    } catch (err) {
+      $("invitation-accept").disabled = false;
+      $("invitation-decline").disabled = false;
+      const error = $("invitation-error");
+      error.textContent = t("room.stageActionFailed", { message: messageOf(err) });
+      error.hidden = false;
+      return;
+    }
+    closeInvitation();
+    if (fairwire.self && ack && typeof ack === "object") {
+      const self = { ...fairwire.self };
+      if (Array.isArray(ack.grants)) self.grants = ack.grants.slice();
+      if ("stage" in ack) self.stage = ack.stage === "invited" || ack.stage === "on" ? ack.stage : null;
+      fairwire.self = self;
+    }
+    stageNotice = null;
+    render();
+  }
+
+  async function stepDown() {
+    $("step-down").disabled = true;
+    try {
+      await request("stage-leave", {});
+      // The "off" event follows; meanwhile the page is off already.
+      wantLive = false;
+      stopPublishing(false);
+      if (fairwire.self) {
+        fairwire.self = {
+          ...fairwire.self,
+          stage: null,
+          grants: (fairwire.self.grants || []).filter((g) => g !== "publish"),
+        };
+      }
+      stageNotice = { key: "room.stageOff" };
+    } catch (err) {
+      publishError = { key: "room.stageActionFailed", params: { message: messageOf(err) } };
+    } finally {
+      $("step-down").disabled = false;
+      render();
+    }
+  }
+
+  // -- ending a livestream -----------------------------------------------------------------
+
+  function openEndDialog() {
+    $("end-error").hidden = true;
+    $("end-confirm").disabled = false;
+    const dialog = $("end-dialog");
+    if (!dialog.open) dialog.showModal();
+  }
+
+  async function endLive() {
+    $("end-confirm").disabled = true;
+    $("end-error").hidden = true;
+    let res;
+    try {
+      res = await api("PATCH", roomPath, { status: "ended" });
+    } catch (err) {
+      res = { ok: false, status: 0, data: null, networkError: err };
+    }
+    if (res.ok && res.data && res.data.status === "ended") {
+      $("end-dialog").close();
+      fairwire.room = res.data;
+      fail({ code: "room_ended", message: "you ended the livestream" });
+      return;
+    }
+    $("end-confirm").disabled = false;
+    const error = $("end-error");
+    const message = res.networkError ? t("error.connect_failed") : errorText(apiError(res));
+    error.textContent = t("room.endFailed", { message });
+    error.hidden = false;
+  }
+
   function renderMedia() {
-    const canPublish = !!(fairwire.self && fairwire.self.grants && fairwire.self.grants.includes("publish"));
-    $("publish-panel").hidden = !canPublish || fairwire.state !== "joined";
+    const joined = fairwire.state === "joined";
+    const canPublish = hasGrant("publish");
+    const onStage = !!(fairwire.self && fairwire.self.stage === "on");
+    const canEnd = mayEndLive();
     const live = fairwire.publishing;
+    $("publish-panel").hidden = !joined || !(canPublish || onStage || canEnd || live);
     const goLive = $("go-live");
-    goLive.hidden = live;
+    goLive.hidden = live || !canPublish;
     $("go-live-label").textContent = goLive.disabled ? t("room.startingLive") : t("room.goLive");
     $("stop").textContent = t("room.stop");
     $("stop").hidden = !live;
-    $("preview-wrap").hidden = !live;
+    $("step-down").hidden = !onStage;
+    $("step-down").textContent = t("room.stepDown");
+    $("end-live").hidden = !canEnd;
+    $("end-live").textContent = t("room.endLive");
     const mic = $("toggle-mic");
     const cam = $("toggle-cam");
     mic.hidden = cam.hidden = !live;
-    const audio = localStream && localStream.getAudioTracks()[0];
-    const video = localStream && localStream.getVideoTracks()[0];
-    const micOn = !!(audio && audio.enabled);
-    const camOn = !!(video && video.enabled);
+    const micOn = !wantMuted.audio;
+    const camOn = !wantMuted.video;
     mic.textContent = micOn ? t("room.micOn") : t("room.micOff");
     mic.setAttribute("aria-pressed", String(!micOn));
     cam.textContent = camOn ? t("room.camOn") : t("room.camOff");
@@ -591,16 +1256,119 @@
 
     const publishErr = $("publish-error");
     publishErr.hidden = !publishError;
-    publishErr.textContent = publishError ? t(publishError.key, publishError.params) : "";
+    publishErr.textContent = noticeText(publishError);
 
     const notice = $("media-notice");
     notice.hidden = !mediaNotice;
-    notice.textContent = mediaNotice ? t(mediaNotice.key, mediaNotice.params) : "";
-    $("stage-empty").hidden = tiles.size > 0;
+    notice.textContent = noticeText(mediaNotice);
+    const stage = $("stage-notice");
+    stage.hidden = !stageNotice || !joined;
+    stage.textContent = noticeText(stageNotice);
+    // Somebody is on air (oneself included): never "Nobody is broadcasting yet".
+    const empty = $("stage-empty");
+    empty.hidden = tiles.size > 0 || !!selfTile || anyonePublishing();
+    const room = fairwire.room;
+    const starts = room && room.status === "scheduled" ? formatDateTime(room.scheduled_start) : "";
+    empty.textContent = starts ? t("room.stageScheduled", { time: starts }) : t("room.stageEmpty");
     for (const entry of tiles.values()) {
       entry.unmute.textContent = entry.video.muted ? t("room.unmute") : t("room.mute");
       entry.unmute.setAttribute("aria-pressed", String(!entry.video.muted));
     }
+    if (selfTile) renderSelfTile();
+    for (const identity of tiles.keys()) renderTile(identity);
+  }
+
+  // -- tiles -------------------------------------------------------------------------------
+
+  /** A tile: the video, a "Camera off" card (initials and name) and a caption. */
+  function makeTile(stream, mine) {
+    const tile = el("figure", mine ? "tile tile-self" : "tile");
+    const video = el("video", "tile-video");
+    video.autoplay = true;
+    video.playsInline = true;
+    video.setAttribute("playsinline", "");
+    video.muted = true; // browsers refuse autoplay with sound: the viewer unmutes
+    video.srcObject = stream;
+    tile.appendChild(video);
+    const off = el("div", "tile-off");
+    const avatar = el("span", "tile-avatar");
+    avatar.setAttribute("aria-hidden", "true");
+    const offName = el("span", "tile-off-name");
+    const offText = el("span", "tile-off-text");
+    off.append(avatar, offName, offText);
+    off.hidden = true;
+    tile.appendChild(off);
+    const caption = el("figcaption", "tile-caption");
+    const who = el("span", "tile-who");
+    const mic = icon("mic-off", t("room.micMuted"));
+    mic.classList.add("tile-mic-off");
+    mic.hidden = true;
+    const label = el("span", "tile-name");
+    who.append(mic, label);
+    caption.appendChild(who);
+    tile.appendChild(caption);
+    return { tile, video, label, off, avatar, offName, offText, mic, caption, stream };
+  }
+
+  /** Show what the tracks say: the picture, or "Camera off"; the microphone muted or not. */
+  function paintTile(entry, name, state) {
+    const noPicture = state.videoMuted || entry.stream.getVideoTracks().length === 0;
+    entry.tile.classList.toggle("tile-camera-off", noPicture);
+    entry.tile.dataset.camera = state.videoMuted ? "off" : "on";
+    entry.tile.dataset.microphone = state.audioMuted ? "off" : "on";
+    entry.off.hidden = !noPicture;
+    entry.avatar.textContent = initials(name);
+    entry.offName.textContent = name;
+    entry.offText.textContent = state.videoMuted ? t("room.cameraOff") : "";
+    entry.offText.hidden = !state.videoMuted;
+    entry.mic.hidden = !state.audioMuted;
+    const micLabel = t("room.micMuted");
+    entry.mic.setAttribute("aria-label", micLabel);
+    entry.mic.title = micLabel;
+  }
+
+  function renderTile(identity) {
+    const entry = tiles.get(identity);
+    if (!entry) return;
+    const p = participant(identity);
+    const name = p ? p.name : identity;
+    entry.label.textContent = name;
+    paintTile(entry, name, trackState(p));
+  }
+
+  function renderSelfTile() {
+    if (!selfTile) return;
+    const name = (fairwire.self && fairwire.self.name) || "";
+    selfTile.label.textContent = name ? t("room.youName", { name }) : t("room.youAlone");
+    selfTile.badge.textContent = t("room.youAreLive");
+    paintTile(selfTile, name || t("room.youAlone"), {
+      publishing: true,
+      hasVideo: localStream ? localStream.getVideoTracks().length > 0 : false,
+      audioMuted: wantMuted.audio,
+      videoMuted: wantMuted.video,
+    });
+  }
+
+  /** One's own camera on the stage, first, mirrored as people expect of themselves. */
+  function showSelfTile() {
+    if (!localStream) return;
+    if (selfTile) selfTile.tile.remove();
+    selfTile = makeTile(localStream, true);
+    selfTile.tile.dataset.self = "true";
+    selfTile.tile.setAttribute("aria-label", t("room.preview"));
+    const badge = el("span", "badge badge-live tile-badge");
+    selfTile.tile.appendChild(badge);
+    selfTile.badge = badge;
+    $("tiles").prepend(selfTile.tile);
+    selfTile.video.play().catch(() => {});
+    renderSelfTile();
+  }
+
+  function removeSelfTile() {
+    if (!selfTile) return;
+    selfTile.video.srcObject = null;
+    selfTile.tile.remove();
+    selfTile = null;
   }
 
   // -- WebRTC -----------------------------------------------------------------------------
@@ -637,31 +1405,33 @@
   }
 
   async function goLive() {
-    if (fairwire.publishing || $("go-live").disabled) return;
+    if (fairwire.publishing || $("go-live").disabled || !hasGrant("publish")) return;
     publishError = null;
+    stageNotice = null;
     $("go-live").disabled = true;
     renderMedia();
-    let pc = null;
     try {
       localStream = await navigator.mediaDevices.getUserMedia({
         audio: true,
         video: { width: 1280, height: 720 },
       });
-      pc = await negotiatePublisher("publish");
+      // What the person turned off stays off when the broadcast starts again.
+      for (const track of localStream.getAudioTracks()) track.enabled = !wantMuted.audio;
+      for (const track of localStream.getVideoTracks()) track.enabled = !wantMuted.video;
+      await negotiatePublisher("publish");
       fairwire.publishing = true;
       wantLive = true;
-      const preview = $("preview");
-      preview.srcObject = localStream;
-      preview.play().catch(() => {});
+      showSelfTile();
+      for (const kind of ["audio", "video"]) if (wantMuted[kind]) sendMuted(kind, true);
     } catch (err) {
       stopPublishing(false);
       const name = err && err.name;
       if (name === "NotAllowedError" || name === "SecurityError") publishError = { key: "error.media_denied" };
       else if (name === "NotFoundError" || name === "OverconstrainedError") publishError = { key: "error.media_missing" };
-      else publishError = { key: "error.media_failed", params: { message: err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err) } };
+      else publishError = { key: "error.media_failed", params: { message: messageOf(err) } };
     } finally {
       $("go-live").disabled = false;
-      renderMedia();
+      render();
     }
   }
 
@@ -695,10 +1465,9 @@
       await negotiatePublisher("restart-ice");
       failed.close();
     } catch (err) {
-      const message = err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err);
-      publishError = { key: "error.media_failed", params: { message } };
+      publishError = { key: "error.media_failed", params: { message: messageOf(err) } };
       stopPublishing(true);
-      renderMedia();
+      render();
     }
   }
 
@@ -712,14 +1481,24 @@
     if (localStream) localStream.getTracks().forEach((track) => track.stop());
     localStream = null;
     fairwire.publishing = false;
-    const preview = $("preview");
-    if (preview) preview.srcObject = null;
+    removeSelfTile();
   }
 
+  function sendMuted(kind, muted) {
+    if (!fairwire.publishing || !socket || !socket.connected) return;
+    request("set-muted", { kind, muted }).catch((err) => {
+      console.warn("fairwire: set-muted " + kind + " " + muted + ": " + messageOf(err));
+    });
+  }
+
+  /** The microphone or camera off or on: the track stops sending, and everyone is told. */
   function toggleTrack(kind) {
     if (!localStream) return;
+    const muted = !wantMuted[kind];
+    wantMuted[kind] = muted;
     const tracks = kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks();
-    tracks.forEach((track) => (track.enabled = !track.enabled));
+    tracks.forEach((track) => (track.enabled = !muted));
+    sendMuted(kind, muted);
     renderMedia();
   }
 
@@ -752,7 +1531,7 @@
   function enqueue(job) {
     negotiation = negotiation.then(job).catch((err) => {
       if (fairwire.state !== "joined") return;
-      mediaNotice = { key: "room.mediaUnavailable", params: { message: err instanceof ServerError ? errorText(err) : String(err && err.message ? err.message : err) } };
+      mediaNotice = { key: "room.mediaUnavailable", params: { message: messageOf(err) } };
       renderMedia();
     });
     return negotiation;
@@ -804,7 +1583,7 @@
     const stream = event.streams && event.streams[0];
     if (!stream) return;
     const identity = stream.id;
-    if (fairwire.self && identity === fairwire.self.identity) return; // our own preview shows it
+    if (fairwire.self && identity === fairwire.self.identity) return; // our own tile shows it
     let entry = tiles.get(identity);
     if (!entry || entry.stream !== stream) {
       if (entry) removeTile(identity);
@@ -814,34 +1593,26 @@
     event.track.addEventListener("ended", check);
     event.track.addEventListener("unmute", () => entry.video.play().catch(() => {}));
     stream.addEventListener("removetrack", check);
+    stream.addEventListener("addtrack", () => renderTile(identity));
     entry.video.play().catch(() => {});
+    renderTile(identity);
   }
 
   function addTile(identity, stream) {
-    const tile = el("figure", "tile");
-    tile.dataset.identity = identity;
-    const video = el("video", "tile-video");
-    video.autoplay = true;
-    video.playsInline = true;
-    video.setAttribute("playsinline", "");
-    video.muted = true; // browsers refuse autoplay with sound: the viewer unmutes
-    video.srcObject = stream;
-    tile.appendChild(video);
-    const caption = el("figcaption", "tile-caption");
-    const label = el("span", "tile-name", participantName(identity));
-    caption.appendChild(label);
+    const entry = makeTile(stream, false);
+    entry.tile.dataset.identity = identity;
     const unmute = el("button", "button button-small tile-unmute", t("room.unmute"));
     unmute.type = "button";
     unmute.addEventListener("click", () => {
-      video.muted = !video.muted;
-      video.play().catch(() => {});
+      entry.video.muted = !entry.video.muted;
+      entry.video.play().catch(() => {});
       renderMedia();
     });
-    caption.appendChild(unmute);
-    tile.appendChild(caption);
-    $("tiles").appendChild(tile);
-    const entry = { tile, video, label, unmute, stream };
+    entry.caption.appendChild(unmute);
+    entry.unmute = unmute;
+    $("tiles").appendChild(entry.tile);
     tiles.set(identity, entry);
+    renderTile(identity);
     renderMedia();
     return entry;
   }
@@ -851,6 +1622,7 @@
     if (!entry) return;
     const live = entry.stream.getTracks().filter((track) => track.readyState === "live");
     if (live.length === 0) removeTile(identity);
+    else renderTile(identity);
   }
 
   function removeTile(identity) {
@@ -883,17 +1655,25 @@
       if (catchUp !== mine) return;
       catchUp = null;
       if (err instanceof ServerError && err.code === "timeout") {
-        connectionNotice = "error.timeout";
+        connectionNotice = { key: "error.timeout" };
         render();
         return;
       }
-      fail({ code: err.code || "unknown", message: err.message });
+      fail(err);
       return;
     }
     if (catchUp !== mine) return; // a newer join (another reconnect) took over
     catchUp = null;
+    noteCredential(ack.credential);
     if (ack.room) fairwire.room = ack.room;
-    fairwire.self = ack.self;
+    const before = fairwire.self;
+    fairwire.self = ack.self && typeof ack.self === "object" ? { ...ack.self } : null;
+    if (before && fairwire.self && before.identity !== fairwire.self.identity) {
+      // Another identity (a guest who changed name): the old one's stage is not ours.
+      presence = { ...presence, stage: {} };
+    }
+    const claims = tokenClaims(linkToken);
+    fairwire.guest = fairwire.guest || !!(fairwire.self && fairwire.self.guest === true) || !!(claims && claims.gst === true);
     iceServers = normaliseIceServers(ack.ice_servers);
     fairwire.state = "joined";
     fairwire.error = null;
@@ -905,8 +1685,45 @@
     if (fairwire.state !== "joined") return; // the room had ended meanwhile
     drain();
     if (fairwire.state !== "joined") return;
-    if (fairwire.self && (fairwire.self.grants || []).includes("subscribe")) subscribe();
-    if (wantLive && (fairwire.self.grants || []).includes("publish")) goLive();
+    if (hasGrant("subscribe")) subscribe();
+    if (wantLive && hasGrant("publish")) goLive();
+  }
+
+  /** What the next connect attempt offers: the session credential while it lasts, else the link. */
+  function auth(cb) {
+    authUsed = sessionUsable() ? "session" : "link";
+    cb({ token: authUsed === "session" ? session.token : linkToken });
+  }
+
+  /** Connect again right away (after a refusal the client does not try by itself). */
+  function connectAgain() {
+    window.setTimeout(() => {
+      if (socket && !socket.connected && fairwire.state !== "error") socket.connect();
+    }, 0);
+  }
+
+  /** Leave and come back with what `auth` gives now (a new guest token). */
+  function reconnect() {
+    if (!socket) {
+      connect();
+      return;
+    }
+    wantLive = false;
+    stopPublishing(false);
+    closeSubscriber();
+    closeViewers();
+    closeInvitation();
+    socket.disconnect();
+    fairwire.state = "connecting";
+    render();
+    socket.connect();
+  }
+
+  async function refusedGuest() {
+    guestFromStorage = false;
+    forgetGuest();
+    connectionNotice = null;
+    if (await startAsGuest()) connectAgain();
   }
 
   function connect() {
@@ -914,17 +1731,27 @@
       fail({ code: "connect_failed", message: "socket.io client missing" });
       return;
     }
-    socket = window.io({ auth: { token }, transports: ["websocket"] });
+    socket = window.io({ auth, transports: ["websocket"] });
 
     socket.on("connect", join);
     socket.on("connect_error", (err) => {
       const data = err && err.data && typeof err.data === "object" ? err.data : null;
       if (data && data.code) {
+        if (authUsed === "session" && TOKEN_REFUSALS.has(data.code)) {
+          // The session credential was refused: once more with the link token.
+          session = null;
+          connectAgain();
+          return;
+        }
+        if (fairwire.guest && guestFromStorage && STALE_GUEST.has(data.code)) {
+          refusedGuest(); // a guest token from an earlier visit: take a new one
+          return;
+        }
         fail({ code: data.code, message: data.message || err.message });
       } else if (!socket.active) {
         fail({ code: "connect_failed", message: err ? err.message : "" });
       } else {
-        connectionNotice = "room.reconnecting";
+        connectionNotice = { key: "room.reconnecting" };
         render();
       }
     });
@@ -940,10 +1767,14 @@
       }
       if (reason === "io client disconnect") return;
       fairwire.state = "connecting";
-      connectionNotice = "room.reconnecting";
+      connectionNotice = { key: "room.reconnecting" };
       render();
     });
 
+    socket.on("credential", noteCredential);
+    socket.on("revoked", (data) => {
+      fail({ code: "token_revoked", message: (data && data.message) || "" });
+    });
     socket.on("room-event", onRoomEvent);
     socket.on("audience", setAudience);
     socket.on("replaced", (data) => {
@@ -968,9 +1799,18 @@
   $("stop").addEventListener("click", () => {
     wantLive = false;
     stopPublishing(true);
-    renderMedia();
+    render();
   });
   $("toggle-mic").addEventListener("click", () => toggleTrack("audio"));
+  $("toggle-cam").addEventListener("click", () => toggleTrack("video"));
+  $("step-down").addEventListener("click", stepDown);
+  $("end-live").addEventListener("click", openEndDialog);
+  $("end-cancel").addEventListener("click", () => $("end-dialog").close());
+  $("end-confirm").addEventListener("click", endLive);
+  $("invitation-accept").addEventListener("click", () => answerInvitation(true));
+  $("invitation-decline").addEventListener("click", () => answerInvitation(false));
+  // The invitation waits for an answer: Escape does not dismiss it unanswered.
+  $("stage-invitation").addEventListener("cancel", (event) => event.preventDefault());
   $("viewers-button").addEventListener("click", openViewers);
   $("viewers-close").addEventListener("click", closeViewers);
   $("viewers-more").addEventListener("click", loadViewers);
@@ -979,7 +1819,9 @@
   $("viewers-panel").addEventListener("click", (event) => {
     if (event.target === $("viewers-panel")) closeViewers();
   });
-  $("toggle-cam").addEventListener("click", () => toggleTrack("video"));
+  $("guest-rename").addEventListener("click", openGuestForm);
+  $("guest-cancel").addEventListener("click", closeGuestForm);
+  $("guest-form").addEventListener("submit", renameGuest);
   $("retry").addEventListener("click", () => window.location.reload());
   document.addEventListener("fairwire:lang", render);
   window.addEventListener("pagehide", () => {
@@ -1006,15 +1848,70 @@
     return true;
   };
 
-  render();
-  if (!token) {
-    fail({ code: "missing_token", message: "no ?token= in the link" });
-  } else {
-    const claims = tokenClaims(token);
-    if (claims && typeof claims.room === "string" && roomId && claims.room !== roomId) {
-      fail({ code: "wrong_room", message: "the token is for room " + claims.room });
-    } else {
-      connect();
+  /**
+   * GET /api/rooms/{id} with the token: an unknown (or undisclosed private) room is told
+   * before connecting. Returns the error to show, or null.
+   */
+  async function checkRoom() {
+    let res;
+    try {
+      res = await api("GET", roomPath);
+    } catch (_) {
+      return null; // the connection will tell what is wrong
     }
+    if (res.ok && res.data && typeof res.data === "object" && res.data.id) {
+      fairwire.room = res.data;
+      render();
+      if (res.data.status === "ended") return new ServerError({ code: "room_ended", message: "this room has ended" });
+      return null;
+    }
+    if (res.status === 404) {
+      return new ServerError({ code: "room_not_found", message: "no room " + roomId },
+        fairwire.guest ? "error.guest_room_not_found" : null);
+    }
+    const error = apiError(res);
+    return res.status === 401 && TOKEN_REFUSALS.has(error.code) ? error : null;
   }
+
+  async function start() {
+    render();
+    if (!roomId) {
+      fail({ code: "room_not_found", message: "no room in the address" });
+      return;
+    }
+    if (!linkToken) {
+      // A guest: the token from earlier in this tab, or a new one.
+      fairwire.guest = true;
+      const stored = loadGuest();
+      if (stored) {
+        linkToken = stored.token;
+        guestName = stored.name || "";
+        guestFromStorage = true;
+      } else if (!(await startAsGuest())) {
+        return;
+      }
+    }
+    const claims = tokenClaims(linkToken);
+    if (claims && claims.gst === true) fairwire.guest = true;
+    preferTokenLanguage(linkToken);
+    let error = await checkRoom();
+    if (error && guestFromStorage && STALE_GUEST.has(error.code)) {
+      guestFromStorage = false;
+      forgetGuest();
+      if (!(await startAsGuest())) return;
+      error = await checkRoom();
+    }
+    if (error) {
+      fail(error);
+      return;
+    }
+    const tokenRoom = tokenClaims(linkToken);
+    if (tokenRoom && typeof tokenRoom.room === "string" && tokenRoom.room !== roomId) {
+      fail({ code: "wrong_room", message: "the token is for room " + tokenRoom.room });
+      return;
+    }
+    connect();
+  }
+
+  start();
 })();

@@ -39,6 +39,11 @@ def test_settings_are_frozen() -> None:
         ({"FAIRWIRE_EVENT_LOG_MAX_EVENTS": "3"}, "FAIRWIRE_EVENT_LOG_MAX_EVENTS"),
         ({"FAIRWIRE_EVENT_LOG_MAX_AGE": "an hour"}, "FAIRWIRE_EVENT_LOG_MAX_AGE"),
         ({"FAIRWIRE_MODE": "staging"}, "FAIRWIRE_MODE"),
+        ({"FAIRWIRE_SESSION_TTL": "5"}, "FAIRWIRE_SESSION_TTL"),
+        ({"FAIRWIRE_CLOCK_SKEW": "-1"}, "FAIRWIRE_CLOCK_SKEW"),
+        ({"FAIRWIRE_GUEST_TOKEN_TTL": "soon"}, "FAIRWIRE_GUEST_TOKEN_TTL"),
+        ({"FAIRWIRE_GUEST_TOKENS_PER_MINUTE": "0"}, "FAIRWIRE_GUEST_TOKENS_PER_MINUTE"),
+        ({"FAIRWIRE_LIVE_GRACE": "true"}, "FAIRWIRE_LIVE_GRACE"),
         ({"FAIRWIRE_REDIS_URL": "http://localhost"}, "FAIRWIRE_REDIS_URL"),
         ({"FAIRWIRE_API_KEY": ""}, "FAIRWIRE_API_KEY"),
         ({"FAIRWIRE_LOG_LEVEL": "LOUD"}, "FAIRWIRE_LOG_LEVEL"),
@@ -99,3 +104,12 @@ def test_a_first_run_listens_on_this_machine_only_and_production_everywhere() ->
     assert load_config(environ=production).host == "0.0.0.0"
     assert load_config(environ={"FAIRWIRE_HOST": "0.0.0.0"}).all_interfaces
     assert load_config(environ={"FAIRWIRE_HOST": "::1"}).listen_url == "http://[::1]:8080"
+
+
+def test_links_outlast_a_fair_and_sessions_are_short() -> None:
+    settings = load_config(environ={})
+    assert settings.token_max_ttl == 30 * 24 * 3600
+    assert (settings.session_ttl, settings.clock_skew, settings.live_grace) == (120, 30, 60)
+    assert (settings.guest_token_ttl, settings.guest_tokens_per_minute) == (3600, 10)
+    tuned = load_config(environ={"FAIRWIRE_SESSION_TTL": "10", "FAIRWIRE_LIVE_GRACE": "0"})
+    assert (tuned.session_ttl, tuned.live_grace) == (10, 0)

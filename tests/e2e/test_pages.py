@@ -45,7 +45,10 @@ async def test_index_lists_rooms_by_category_in_both_languages(
         category="Textiles",
         scheduled_start=time.time() + 86_400,
     )
-    await server.create_room(id="no-category", name="Buyer meeting", kind="meeting")
+    # Meetings are private unless made public: a private one is listed to nobody.
+    await server.create_room(id="no-category", name="Buyer meeting", kind="meeting",
+                             visibility="public")
+    await server.create_room(id="private-talk", name="Private talk", kind="meeting")
     ended = await server.create_room(
         id="old-stream",
         name="Opening ceremony",
@@ -60,7 +63,9 @@ async def test_index_lists_rooms_by_category_in_both_languages(
     machinery = page.locator("section.category[data-category='Machinery']")
     await expect(machinery.locator("h2")).to_have_text("Machinery")
     live_card = machinery.locator("[data-room-id='machinery-live']")
-    await expect(live_card.locator(".badge-live")).to_have_text("LIVE")
+    # Open (status live) but nobody broadcasts yet: "Starting soon", not LIVE.
+    await expect(live_card.locator(".badge-soon")).to_have_text("Starting soon")
+    assert await live_card.locator(".badge-live").count() == 0
     await expect(live_card.locator(".chip")).to_have_text("Livestream")
     textiles = page.locator("section.category[data-category='Textiles']")
     scheduled = textiles.locator("[data-room-id='textiles-later']")
@@ -73,6 +78,7 @@ async def test_index_lists_rooms_by_category_in_both_languages(
     order = await page.locator("section.category h2").all_inner_texts()
     assert order == ["Machinery", "Textiles", "Other"]
     assert await machinery.locator("[data-room-id='old-stream']").count() == 0
+    assert await page.locator("[data-room-id='private-talk']").count() == 0
     past = page.locator("details#past")
     await expect(past.locator("summary")).to_contain_text("Past")
     assert await past.get_attribute("open") is None
@@ -80,7 +86,7 @@ async def test_index_lists_rooms_by_category_in_both_languages(
     await page.screenshot(path="/tmp/index.png", full_page=True)
 
     await page.goto(server.url + "/?lang=zh")
-    await expect(machinery.locator(".badge-live")).to_have_text("直播中")
+    await expect(machinery.locator(".badge-soon")).to_have_text("即将开始")
     await expect(live_card.locator(".chip")).to_have_text("直播")
     await expect(other.locator("h2")).to_have_text("其他")
     await expect(other).to_contain_text("洽谈")
@@ -89,9 +95,9 @@ async def test_index_lists_rooms_by_category_in_both_languages(
 
     # The switcher changes the language in place and remembers it.
     await page.get_by_role("button", name="English").click()
-    await expect(machinery.locator(".badge-live")).to_have_text("LIVE")
+    await expect(machinery.locator(".badge-soon")).to_have_text("Starting soon")
     await page.goto(server.url + "/")
-    await expect(machinery.locator(".badge-live")).to_have_text("LIVE")
+    await expect(machinery.locator(".badge-soon")).to_have_text("Starting soon")
 
 
 async def test_presence_two_people_see_each_other(
@@ -153,9 +159,9 @@ async def test_forged_and_unknown_room_tokens_show_errors(
 ) -> None:
     server = fairwire_server
     room = await server.create_room(id="hall-b", name="Hall B", kind="livestream")
-    forged = TokenIssuer("not-the-server-secret-" + "x" * 32, 3600).issue(
+    forged = TokenIssuer("not-the-server-secret-" + "x" * 32, 3600).issue_link(
         room=room["id"], identity="mallory", name="Mallory", role=Role.HOST
-    )
+    ).token
     page = await new_page()
     await page.goto(server.room_url(room["id"], forged, lang="en"))
     await page.wait_for_function("() => window.fairwire.state === 'error'")
@@ -166,9 +172,9 @@ async def test_forged_and_unknown_room_tokens_show_errors(
     await page.screenshot(path="/tmp/room-error.png")
 
     # A correctly signed token for a room that does not exist.
-    unknown = TokenIssuer(server.jwt_secret, 3600).issue(
+    unknown = TokenIssuer(server.jwt_secret, 3600).issue_link(
         room="no-such-room", identity="bob", name="Bob", role=Role.VISITOR
-    )
+    ).token
     page = await new_page()
     await page.goto(server.room_url("no-such-room", unknown, lang="zh"))
     await page.wait_for_function("() => window.fairwire.state === 'error'")
@@ -176,8 +182,11 @@ async def test_forged_and_unknown_room_tokens_show_errors(
     assert error["code"] == "room_not_found"
     await expect(page.locator("#error-message")).to_contain_text("房间不存在")
 
-    # No token at all.
+    # No token for a private room: the page asks for a guest link, which a private room does
+    # not give (nor says it exists). Public rooms without a token: test_room_page_truths.py.
+    meeting = await server.create_room(id="hall-c", name="Hall C deal", kind="meeting")
     page = await new_page()
-    await page.goto(f"{server.url}/room/{room['id']}?lang=en")
+    await page.goto(f"{server.url}/room/{meeting['id']}?lang=en")
     await page.wait_for_function("() => window.fairwire.state === 'error'")
-    assert (await page.evaluate("window.fairwire.error"))["code"] == "missing_token"
+    assert (await page.evaluate("window.fairwire.error"))["code"] == "room_not_found"
+    await expect(page.locator("#error-message")).to_contain_text("private")

@@ -277,34 +277,40 @@ async def test_a_buyer_who_goes_live_is_listed_until_back_in_the_audience(
     server = fairwire_server
     room = "qa-stream"
     await server.create_room(id=room, name="Live Q&A", kind="livestream", status="live")
-    exhibitor = await open_room(new_page, server, room, "qa-exhibitor", "exhibitor",
-                                name="Suzhou Textiles")
+    host = await open_room(new_page, server, room, "qa-host", "host", name="Suzhou Textiles")
     buyer = await open_room(new_page, server, room, "qa-buyer", "buyer", name="Anna Schmidt")
-    await settled(exhibitor, {"qa-exhibitor"})
-    await exhibitor.wait_for_function("() => window.fairwire.audience?.current === 1")
+    await settled(host, {"qa-host"})
+    await host.wait_for_function("() => window.fairwire.audience?.current === 1")
+
+    # In a livestream a buyer goes live once a host invited them on stage and they accepted.
+    await expect(buyer.locator("#go-live")).to_be_hidden()
+    reply = await host.evaluate(
+        "window.fairwire.socket.emitWithAck('stage-invite', {identity: 'qa-buyer'})")
+    assert reply == {}, reply
+    await buyer.locator("#stage-invitation").get_by_role("button", name="Accept").click()
 
     # Publishing puts the buyer on stage: listed (with LIVE), no longer in the audience.
     await buyer.click("#go-live")
     await buyer.wait_for_function("() => window.fairwire.publishing === true")
-    await settled(exhibitor, {"qa-exhibitor", "qa-buyer"}, timeout=10)
-    await settled(buyer, {"qa-exhibitor", "qa-buyer"}, timeout=10)
-    await expect(exhibitor.locator("#participants li[data-identity='qa-buyer'] .badge-live")
+    await settled(host, {"qa-host", "qa-buyer"}, timeout=10)
+    await settled(buyer, {"qa-host", "qa-buyer"}, timeout=10)
+    await expect(host.locator("#participants li[data-identity='qa-buyer'] .badge-live")
                  ).to_be_visible(timeout=10_000)
-    await exhibitor.wait_for_function("() => window.fairwire.audience?.current === 0",
-                                      timeout=3_000)
-    await exhibitor.wait_for_function(
+    await host.wait_for_function("() => window.fairwire.audience?.current === 0",
+                                 timeout=3_000)
+    await host.wait_for_function(
         "() => { const v = document.querySelector(\"#tiles [data-identity='qa-buyer'] video\");"
         " return v && v.videoWidth > 0; }", timeout=15_000)
-    await expect(exhibitor.locator("#participant-count")).to_have_text("2 on stage")
+    await expect(host.locator("#participant-count")).to_have_text("2 on stage")
 
     # Stopping sends the buyer back to the audience: off the list, and the tile goes.
     await buyer.click("#stop")
-    await settled(exhibitor, {"qa-exhibitor"}, timeout=10)
-    await exhibitor.wait_for_function(
+    await settled(host, {"qa-host"}, timeout=10)
+    await host.wait_for_function(
         "() => !document.querySelector(\"#tiles [data-identity='qa-buyer']\")", timeout=10_000)
-    await exhibitor.wait_for_function("() => window.fairwire.audience?.current === 1",
-                                      timeout=3_000)
-    assert await exhibitor.evaluate("window.fairwire.seq") == await buyer.evaluate(
+    await host.wait_for_function("() => window.fairwire.audience?.current === 1",
+                                 timeout=3_000)
+    assert await host.evaluate("window.fairwire.seq") == await buyer.evaluate(
         "window.fairwire.seq")
 
 

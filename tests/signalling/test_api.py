@@ -69,8 +69,8 @@ async def test_rooms_are_created_listed_and_filtered(client: TestClient[Any, Any
         assert response.headers["Location"] == f"/api/rooms/{room['id']}"
         created.append(room)
 
-    async def names(query: str) -> list[str]:
-        response = await client.get(f"/api/rooms{query}")
+    async def names(query: str, headers: dict[str, str] = AUTH) -> list[str]:
+        response = await client.get(f"/api/rooms{query}", headers=headers)
         assert response.status == 200
         return [room["name"] for room in (await response.json())["rooms"]]
 
@@ -78,6 +78,10 @@ async def test_rooms_are_created_listed_and_filtered(client: TestClient[Any, Any
     assert await names("?kind=meeting") == ["Negotiation 1"]
     assert await names("?status=live") == ["Machine tools live"]
     assert await names("?category=machinery&kind=livestream") == ["Machine tools live"]
+    assert await names("?visibility=private") == ["Negotiation 1"]
+    # Meetings are private unless made public: nobody without a credential sees them.
+    assert await names("", headers={}) == ["Machine tools live", "Textiles preview"]
+    assert await names("?kind=meeting", headers={}) == []
     response = await client.get(f"/api/rooms/{created[1]['id']}")
     assert response.status == 200
     assert (await response.json())["category"] == "textiles"
@@ -120,7 +124,7 @@ async def test_bad_room_input_is_refused(
     payload = await response.json()
     assert_error(payload, "invalid_field")
     assert payload["error"]["message"].startswith(field)
-    assert (await (await client.get("/api/rooms")).json())["rooms"] == []
+    assert (await (await client.get("/api/rooms", headers=AUTH)).json())["rooms"] == []
 
 
 async def test_malformed_and_oversized_bodies(client: TestClient[Any, Any]) -> None:
@@ -168,6 +172,8 @@ async def test_tokens(client: TestClient[Any, Any]) -> None:
     assert response.status == 200
     body = await response.json()
     assert body["expires_in"] == 600
+    # The link a person opens: this server's room page with the token.
+    assert body["url"] == f"http://{client.host}:{client.port}/room/r1?token={body['token']}"
     from signalling.keys import TOKENS
 
     claims = client.app[TOKENS].verify(body["token"])  # type: ignore[index]
@@ -202,8 +208,14 @@ async def test_openapi_describes_the_contract(client: TestClient[Any, Any]) -> N
     document = await response.json()
     assert document["openapi"].startswith("3.")
     for path in ("/api/rooms", "/api/rooms/{room_id}", "/api/tokens", "/healthz", "/readyz",
-                 "/metrics", "/whip/{room}", "/whep/{room}"):
+                 "/metrics", "/whip/{room}", "/whep/{room}", "/api/rooms/{room_id}/guest",
+                 "/api/rooms/{room_id}/links", "/api/rooms/{room_id}/participants",
+                 "/api/tokens/{token_id}"):
         assert path in document["paths"], path
+    # Every route the app serves under /api/ is described.
+    served = {resource.canonical for resource in client.app.router.resources()
+              if resource.canonical.startswith("/api/")} - {"/api/openapi.json"}
+    assert served <= set(document["paths"]), served - set(document["paths"])
 
 
 async def test_writes_are_rate_limited(aiohttp_client: ClientFactory) -> None:

@@ -22,8 +22,8 @@ def issuer() -> TokenIssuer:
 
 
 def test_issued_token_verifies_with_role_grants(issuer: TokenIssuer) -> None:
-    token = issuer.issue(room="booth-1", identity="alice", name="Alice 李", role=Role.EXHIBITOR,
-                         language="zh-CN")
+    token = issuer.issue_link(room="booth-1", identity="alice", name="Alice 李",
+                              role=Role.EXHIBITOR, language="zh-CN").token
     claims = issuer.verify(token)
     assert claims.identity == "alice"
     assert claims.name == "Alice 李"
@@ -34,8 +34,8 @@ def test_issued_token_verifies_with_role_grants(issuer: TokenIssuer) -> None:
 
 
 def test_forged_token_is_refused(issuer: TokenIssuer) -> None:
-    token = TokenIssuer("another-secret-of-sufficient-length!!", 3600).issue(
-        room="r", identity="mallory", name="M", role=Role.HOST)
+    token = TokenIssuer("another-secret-of-sufficient-length!!", 3600).issue_link(
+        room="r", identity="mallory", name="M", role=Role.HOST).token
     with pytest.raises(AuthError) as caught:
         issuer.verify(token)
     assert caught.value.code == "invalid_token"
@@ -50,8 +50,8 @@ def test_alg_none_is_refused(issuer: TokenIssuer) -> None:
 
 
 def test_expired_token_is_refused(issuer: TokenIssuer) -> None:
-    token = issuer.issue(room="r", identity="bob", name="Bob", role=Role.BUYER, ttl=10,
-                         now=time.time() - 3600)
+    token = issuer.issue_link(room="r", identity="bob", name="Bob", role=Role.BUYER, ttl=10,
+                         now=time.time() - 3600).token
     with pytest.raises(AuthError) as caught:
         issuer.verify(token)
     assert caught.value.code == "token_expired"
@@ -69,7 +69,8 @@ def test_grants_in_token_cannot_exceed_role(issuer: TokenIssuer) -> None:
 
 
 def test_wrong_room_and_missing_grant_are_forbidden(issuer: TokenIssuer) -> None:
-    claims = issuer.verify(issuer.issue(room="a", identity="v", name="V", role=Role.VISITOR))
+    link = issuer.issue_link(room="a", identity="v", name="V", role=Role.VISITOR)
+    claims = issuer.verify(link.token)
     with pytest.raises(ForbiddenError) as caught:
         require(claims, Grant.SUBSCRIBE, room="b")
     assert caught.value.code == "wrong_room"
@@ -89,10 +90,27 @@ def test_request_validation(issuer: TokenIssuer) -> None:
     with pytest.raises(ValidationError, match="may not hold"):
         issuer.issue_from_request({"room": "r", "identity": "a", "role": "visitor",
                                    "grants": ["publish"]})
-    token, ttl = issuer.issue_from_request({"room": "r", "identity": "a", "role": "buyer",
-                                            "grants": ["subscribe"], "ttl": 60})
-    assert ttl == 60
-    assert issuer.verify(token).grants == {Grant.SUBSCRIBE}
+    issued = issuer.issue_from_request({"room": "r", "identity": "a", "role": "buyer",
+                                        "grants": ["subscribe"], "ttl": 60}, now=1000)
+    assert issued.ttl == 60 and issued.expires_at == 1060
+    claims = issuer.verify(issued.token, now=1010)
+    assert claims.grants == {Grant.SUBSCRIBE}
+    assert claims.token_id == issued.token_id and claims.use == "link" and not claims.guest
+    # Without a ttl: the default week, unless the issuer's maximum is shorter.
+    assert issuer.issue_from_request({"room": "r", "identity": "a", "role": "buyer"}).ttl == 3600
+
+
+def test_session_credential_names_its_link(issuer: TokenIssuer) -> None:
+    link = issuer.issue_link(room="r", identity="g", name="Guest 1", role=Role.VISITOR,
+                             ttl=60, now=1000, guest=True)
+    session = issuer.session_credential(issuer.verify(link.token, now=1000), ttl=10, now=1050)
+    assert session.expires_at == 1060 and session.token_id == link.token_id
+    claims = issuer.verify(session.token, now=1055)
+    assert claims.use == "session" and claims.token_id == link.token_id and claims.guest
+    assert (claims.identity, claims.room, claims.role) == ("g", "r", Role.VISITOR)
+    # Renewing a session credential keeps naming the link, never itself.
+    again = issuer.session_credential(claims, ttl=10, now=1058)
+    assert issuer.verify(again.token, now=1060).token_id == link.token_id
 
 
 def test_bearer_header_parsing() -> None:

@@ -116,8 +116,8 @@ async def server(aiohttp_server: ServerFactory) -> TestServer:
 
 
 def token(server: TestServer, identity: str, role: Role = Role.BUYER, room: str = "booth") -> str:
-    return server.app[TOKENS].issue(room=room, identity=identity, name=identity.title(),  # type: ignore[index]
-                                    role=role)
+    return server.app[TOKENS].issue_link(room=room, identity=identity, name=identity.title(),  # type: ignore[index]
+                                    role=role).token
 
 
 @pytest.fixture

@@ -54,8 +54,8 @@ async def pcs() -> AsyncIterator[list[RTCPeerConnection]]:
 
 def token(client: TestClient[Any, Any], identity: str, role: Role = Role.EXHIBITOR,
           room: str = "booth", **options: Any) -> dict[str, str]:
-    value = client.app[TOKENS].issue(room=room, identity=identity, name=identity, role=role,
-                                     **options)
+    value = client.app[TOKENS].issue_link(room=room, identity=identity, name=identity, role=role,
+                                     **options).token
     return {"Authorization": f"Bearer {value}"}
 
 
@@ -186,8 +186,8 @@ async def test_bad_requests_are_refused_with_json_and_leave_nothing_behind(
     pc = await sender_offer(pcs)
     offer = pc.localDescription.sdp.encode()
     exhibitor = token(client, "exhibitor-1")
-    forged = TokenIssuer("another-secret-of-at-least-32-bytes!!", 3600).issue(
-        room="booth", identity="exhibitor-1", name="x", role=Role.EXHIBITOR)
+    forged = TokenIssuer("another-secret-of-at-least-32-bytes!!", 3600).issue_link(
+        room="booth", identity="exhibitor-1", name="x", role=Role.EXHIBITOR).token
     expired = token(client, "exhibitor-1", ttl=60, now=time.time() - 7200)
     cases: list[tuple[str, bytes, dict[str, str], int, str]] = [
         ("/whip/booth", b"v=0\r\nthis is not sdp\r\n", SDP | exhibitor, 400, "invalid_sdp"),
