@@ -46,6 +46,12 @@ def room_grants(room: Room, role: Role, identity: str, token_grants: frozenset[G
     return frozenset(grants)
 
 
+def is_moderator(room: Room, role: Role, identity: str, grants: frozenset[Grant]) -> bool:
+    """Who runs a room's Q&A, chat and program: its hosts (``moderate``) and its owner."""
+    return Grant.MODERATE in grants or (role == Role.EXHIBITOR and room.owner == identity
+                                        and room.owner != "")
+
+
 def may_go_live(room: Room, role: Role, identity: str) -> bool:
     """Whether this participant's publishing starts a scheduled room's live: its owner (any
     exhibitor when it has none) or a host, never a buyer on stage."""

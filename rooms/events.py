@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rooms.live import ChatMessage, Question
 from rooms.model import Participant, Room
 
 
@@ -23,6 +24,11 @@ class EventType(enum.StrEnum):
     PARTICIPANT_LEFT = "participant-left"
     ROOM_STATUS = "room-status"
     STAGE = "stage"
+    PROGRAM = "program"
+    QUESTION = "question"
+    CHAT = "chat"
+    CHAT_DELETED = "chat-deleted"
+    CHAT_MUTED = "chat-muted"
 
 
 class StageMove(enum.StrEnum):
@@ -86,6 +92,69 @@ class StageChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ProgramChanged:
+    """What a livestream's viewers see and hear now: one video and one audio track (ids of
+    publications), either may be None."""
+
+    video: str | None
+    audio: str | None
+    at: float
+    seq: int = 0
+    type = EventType.PROGRAM
+
+    def fields(self) -> dict[str, Any]:
+        return {"program": {"video": self.video, "audio": self.audio}}
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionChanged:
+    """A question was asked, voted on, answered, pinned or hidden: its new state, as everyone
+    sees it (a hidden one without its text)."""
+
+    question: Question
+    at: float
+    seq: int = 0
+    type = EventType.QUESTION
+
+    def fields(self) -> dict[str, Any]:
+        return {"question": self.question.public_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPosted:
+    message: ChatMessage
+    at: float
+    seq: int = 0
+    type = EventType.CHAT
+
+    def fields(self) -> dict[str, Any]:
+        return {"message": self.message.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatDeleted:
+    id: str
+    at: float
+    seq: int = 0
+    type = EventType.CHAT_DELETED
+
+    def fields(self) -> dict[str, Any]:
+        return {"id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMuted:
+    identity: str
+    muted: bool
+    at: float
+    seq: int = 0
+    type = EventType.CHAT_MUTED
+
+    def fields(self) -> dict[str, Any]:
+        return {"identity": self.identity, "muted": self.muted}
+
+
+@dataclass(frozen=True, slots=True)
 class RoomStatusChanged:
     """The room's record changed: its status, whether someone publishes, or an edit."""
 
@@ -99,7 +168,8 @@ class RoomStatusChanged:
 
 
 RoomEvent = (ParticipantJoined | ParticipantUpdated | ParticipantLeft | RoomStatusChanged
-             | StageChanged)
+             | StageChanged | ProgramChanged | QuestionChanged | ChatPosted | ChatDeleted
+             | ChatMuted)
 
 
 def numbered(event: RoomEvent, seq: int) -> RoomEvent:
@@ -122,6 +192,17 @@ def event_from_dict(data: Mapping[str, Any]) -> RoomEvent:
             return ParticipantUpdated(Participant.from_public(data["participant"]), at, seq)
         if kind == EventType.PARTICIPANT_LEFT:
             return ParticipantLeft(str(data["identity"]), at, seq)
+        if kind == EventType.QUESTION:
+            return QuestionChanged(Question.from_dict(data["question"]), at, seq)
+        if kind == EventType.CHAT:
+            return ChatPosted(ChatMessage.from_dict(data["message"]), at, seq)
+        if kind == EventType.CHAT_DELETED:
+            return ChatDeleted(str(data["id"]), at, seq)
+        if kind == EventType.CHAT_MUTED:
+            return ChatMuted(str(data["identity"]), bool(data["muted"]), at, seq)
+        if kind == EventType.PROGRAM:
+            program = data["program"]
+            return ProgramChanged(program.get("video"), program.get("audio"), at, seq)
         if kind == EventType.STAGE:
             return StageChanged(str(data["identity"]), str(data["name"]),
                                 StageMove(data["state"]), at, seq)

@@ -52,15 +52,25 @@ class Grant(enum.StrEnum):
     SUBSCRIBE = "subscribe"
     MODERATE = "moderate"
     RECORD = "record"
+    # Create livestreams of one's own (``POST /api/rooms``), e.g. after the show (§6.3.2).
+    START_LIVE = "start-live"
 
 
 # The one table every endpoint and event consults: what a role may do by default. A token may
-# narrow this set (an exhibitor's assistant who only watches) but never widen it.
+# narrow this set (an exhibitor's assistant who only watches) but never widen it, with the one
+# exception of OPT_IN_GRANTS.
 DEFAULT_GRANTS: Mapping[Role, frozenset[Grant]] = {
     Role.EXHIBITOR: frozenset({Grant.PUBLISH, Grant.SUBSCRIBE}),
     Role.BUYER: frozenset({Grant.PUBLISH, Grant.SUBSCRIBE}),
     Role.HOST: frozenset({Grant.PUBLISH, Grant.SUBSCRIBE, Grant.MODERATE, Grant.RECORD}),
     Role.VISITOR: frozenset({Grant.SUBSCRIBE}),
+}
+
+# Grants that no role holds by default but that the operator may put on a link for these roles,
+# by naming them in the link's ``grants``: an exhibitor allowed to start lives of their own.
+OPT_IN_GRANTS: Mapping[Role, frozenset[Grant]] = {
+    Role.EXHIBITOR: frozenset({Grant.START_LIVE}),
+    Role.HOST: frozenset({Grant.START_LIVE}),
 }
 
 # Allowed status changes: scheduled -> live -> ended, and a scheduled room may be cancelled.
@@ -91,13 +101,19 @@ def new_room_id() -> str:
     return secrets.token_urlsafe(9).replace("_", "x").replace("-", "y")
 
 
+def grantable(role: Role) -> frozenset[Grant]:
+    """Every grant a token for ``role`` may carry: its defaults and its opt-in grants."""
+    return DEFAULT_GRANTS[role] | OPT_IN_GRANTS.get(role, frozenset())
+
+
 def grants_for(role: Role, requested: Iterable[Grant] | None = None) -> frozenset[Grant]:
-    """The grants a token for ``role`` carries: the role's defaults, optionally narrowed."""
-    allowed = DEFAULT_GRANTS[role]
+    """The grants a token for ``role`` carries: the role's defaults, or exactly ``requested``,
+    which may narrow them and add the role's opt-in grants (:data:`OPT_IN_GRANTS`), nothing
+    else. Opt-in grants are never implied: only a token that names them holds them."""
     if requested is None:
-        return allowed
+        return DEFAULT_GRANTS[role]
     wanted = frozenset(requested)
-    extra = wanted - allowed
+    extra = wanted - grantable(role)
     if extra:
         names = ", ".join(sorted(g.value for g in extra))
         raise ValidationError("grants", f"role {role.value!r} may not hold {names}")

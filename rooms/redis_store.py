@@ -13,7 +13,12 @@ Layout under ``prefix`` (default ``fairwire``):
   sequence number; ``{prefix}:room:{id}:peak`` — the largest audience noted;
 - ``{prefix}:room:{id}:stage`` — hash identity -> stage state (invited, on);
 - ``{prefix}:link:{token_id}`` — a link token's record as JSON, expiring with the link, and
-  ``{prefix}:room:{id}:links`` — sorted set of the room's link ids scored by issue time.
+  ``{prefix}:room:{id}:links`` — sorted set of the room's link ids scored by issue time;
+- ``{prefix}:room:{id}:questions`` — hash id -> question JSON; ``…:votes:{question}`` and
+  ``…:voted:{identity}`` — who votes for a question, and what an identity votes for;
+- ``{prefix}:room:{id}:chat`` — list of the last messages (JSON, newest first),
+  ``…:chat-count`` — how many were sent, ``…:chat-muted`` — set of muted identities;
+- ``{prefix}:room:{id}:visits`` — hash identity -> JSON list of its visits.
 
 Every write that must check something first is one Lua script, so that Redis runs the check and
 the write without another client in between. The scripts build the node-set keys from the prefix
@@ -33,6 +38,7 @@ from redis.exceptions import RedisError
 
 from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, event_from_dict, event_to_dict
+from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
 from rooms.store import (
     DEFAULT_MAX_AGE,
@@ -52,7 +58,7 @@ MGET_BATCH = 500
 _CREATE_ROOM = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return 0 end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('DEL', KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('DEL', unpack(KEYS, 3))
 return 1
 """
 
@@ -153,6 +159,51 @@ return raw
 """
 
 
+# Vote or take the vote back, count, and write the count into the question: one step, so two
+# nodes voting at once cannot lose a vote.
+_TOGGLE_VOTE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+local voting = 1
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 1 then
+  redis.call('SREM', KEYS[2], ARGV[2])
+  redis.call('SREM', KEYS[3], ARGV[1])
+  voting = 0
+else
+  redis.call('SADD', KEYS[2], ARGV[2])
+  redis.call('SADD', KEYS[3], ARGV[1])
+end
+local question = cjson.decode(raw)
+question.votes = redis.call('SCARD', KEYS[2])
+raw = cjson.encode(question)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return {raw, voting}
+"""
+
+_ADD_CHAT = """
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return redis.call('INCR', KEYS[2])
+"""
+
+# An identity's visits: a new one unless one is open; closing closes the open one.
+_VISIT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local visits = raw and cjson.decode(raw) or {}
+local last = visits[#visits]
+local open = last ~= nil and last.left_at == cjson.null
+if ARGV[2] == 'start' then
+  if open then return 0 end
+  table.insert(visits, cjson.decode(ARGV[3]))
+else
+  if not open then return 0 end
+  last.left_at = math.max(tonumber(ARGV[3]), tonumber(last.joined_at))
+end
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(visits))
+return 1
+"""
+
+
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -180,6 +231,9 @@ class RedisStore:
         self._append_event = self._redis.register_script(_APPEND_EVENT)
         self._record_audience = self._redis.register_script(_RECORD_AUDIENCE)
         self._revoke_link = self._redis.register_script(_REVOKE_LINK)
+        self._toggle_vote = self._redis.register_script(_TOGGLE_VOTE)
+        self._add_chat = self._redis.register_script(_ADD_CHAT)
+        self._visit = self._redis.register_script(_VISIT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "fairwire", max_events: int = DEFAULT_MAX_EVENTS,
@@ -212,6 +266,9 @@ class RedisStore:
     def _stage_key(self, room_id: str) -> str:
         return f"{self._prefix}:room:{room_id}:stage"
 
+    def _live_key(self, room_id: str, what: str) -> str:
+        return f"{self._prefix}:room:{room_id}:{what}"
+
     def _link_key(self, token_id: str) -> str:
         return f"{self._prefix}:link:{token_id}"
 
@@ -239,7 +296,9 @@ class RedisStore:
         created = await self._create_room(
             keys=[self._room_key(room.id), self._index_key(), self._participants_key(room.id),
                   self._events_key(room.id), self._seq_key(room.id), self._peak_key(room.id),
-                  self._stage_key(room.id)],
+                  self._stage_key(room.id), self._live_key(room.id, "questions"),
+                  self._live_key(room.id, "chat"), self._live_key(room.id, "chat-count"),
+                  self._live_key(room.id, "chat-muted"), self._live_key(room.id, "visits")],
             args=[_dumps(room.to_dict()), room.created_at, room.id],
         )
         if not created:
@@ -440,3 +499,72 @@ class RedisStore:
     async def stage_states(self, room_id: str) -> dict[str, StageState]:
         raw = cast(dict[str, str], await self._redis.hgetall(self._stage_key(room_id)))
         return {identity: StageState(state) for identity, state in raw.items()}
+
+    async def put_question(self, room_id: str, question: Question) -> None:
+        await self._redis.hset(self._live_key(room_id, "questions"), question.id,
+                               _dumps(question.to_dict()))
+
+    async def get_question(self, room_id: str, question_id: str) -> Question | None:
+        raw = await self._redis.hget(self._live_key(room_id, "questions"), question_id)
+        return None if raw is None else Question.from_dict(json.loads(raw))
+
+    async def list_questions(self, room_id: str) -> list[Question]:
+        values = cast(list[str], await self._redis.hvals(self._live_key(room_id, "questions")))
+        return sorted((Question.from_dict(json.loads(raw)) for raw in values),
+                      key=lambda q: (q.at, q.id))
+
+    async def toggle_vote(self, room_id: str, question_id: str, identity: str
+                          ) -> tuple[Question, bool] | None:
+        reply = await self._toggle_vote(
+            keys=[self._live_key(room_id, "questions"),
+                  self._live_key(room_id, f"votes:{question_id}"),
+                  self._live_key(room_id, f"voted:{identity}")],
+            args=[question_id, identity])
+        if reply is None:
+            return None
+        raw, voting = reply
+        return Question.from_dict(json.loads(raw)), bool(voting)
+
+    async def voted(self, room_id: str, identity: str) -> set[str]:
+        return set(cast(set[str], await self._redis.smembers(
+            self._live_key(room_id, f"voted:{identity}"))))
+
+    async def add_chat(self, room_id: str, message: ChatMessage) -> None:
+        await self._add_chat(keys=[self._live_key(room_id, "chat"),
+                                   self._live_key(room_id, "chat-count")],
+                             args=[_dumps(message.to_dict()), CHAT_HISTORY])
+
+    async def recent_chat(self, room_id: str) -> list[ChatMessage]:
+        values = cast(list[str], await self._redis.lrange(self._live_key(room_id, "chat"), 0, -1))
+        return [ChatMessage.from_dict(json.loads(raw)) for raw in reversed(values)]
+
+    async def delete_chat(self, room_id: str, message_id: str) -> bool:
+        key = self._live_key(room_id, "chat")
+        for raw in cast(list[str], await self._redis.lrange(key, 0, -1)):
+            if json.loads(raw)["id"] == message_id:
+                return bool(await self._redis.lrem(key, 1, raw))
+        return False
+
+    async def chat_count(self, room_id: str) -> int:
+        return int(await self._redis.get(self._live_key(room_id, "chat-count")) or 0)
+
+    async def set_chat_muted(self, room_id: str, identity: str, muted: bool) -> None:
+        key = self._live_key(room_id, "chat-muted")
+        if muted:
+            await self._redis.sadd(key, identity)
+        else:
+            await self._redis.srem(key, identity)
+
+    async def chat_muted(self, room_id: str, identity: str) -> bool:
+        return bool(await self._redis.sismember(self._live_key(room_id, "chat-muted"), identity))
+
+    async def visit_started(self, room_id: str, visit: Visit) -> None:
+        await self._visit(keys=[self._live_key(room_id, "visits")],
+                          args=[visit.identity, "start", _dumps(visit.to_dict())])
+
+    async def visit_ended(self, room_id: str, identity: str, at: float) -> None:
+        await self._visit(keys=[self._live_key(room_id, "visits")], args=[identity, "end", at])
+
+    async def visits(self, room_id: str) -> list[Visit]:
+        values = cast(list[str], await self._redis.hvals(self._live_key(room_id, "visits")))
+        return [Visit.from_dict(item) for raw in values for item in json.loads(raw)]

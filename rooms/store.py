@@ -19,6 +19,7 @@ from typing import Protocol
 
 from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, numbered
+from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
 
 DEFAULT_MAX_EVENTS = 1000
@@ -120,6 +121,47 @@ class Store(Protocol):
 
     async def stage_states(self, room_id: str) -> dict[str, StageState]: ...
 
+    # A livestream's questions, chat and attendance (kept for the whole live, and after it).
+
+    async def put_question(self, room_id: str, question: Question) -> None: ...
+
+    async def get_question(self, room_id: str, question_id: str) -> Question | None: ...
+
+    async def list_questions(self, room_id: str) -> list[Question]:
+        """In the order they were asked."""
+
+    async def toggle_vote(self, room_id: str, question_id: str, identity: str
+                          ) -> tuple[Question, bool] | None:
+        """Add ``identity``'s vote, or take it back if it had one: the question with its new
+        count and whether the identity votes for it now; None for an unknown question."""
+
+    async def voted(self, room_id: str, identity: str) -> set[str]:
+        """The ids of the questions ``identity`` votes for."""
+
+    async def add_chat(self, room_id: str, message: ChatMessage) -> None:
+        """Keep a message among the room's last :data:`CHAT_HISTORY`, and count it."""
+
+    async def recent_chat(self, room_id: str) -> list[ChatMessage]:
+        """The last messages kept, oldest first."""
+
+    async def delete_chat(self, room_id: str, message_id: str) -> bool: ...
+
+    async def chat_count(self, room_id: str) -> int:
+        """Messages ever sent in the room (deleted ones included)."""
+
+    async def set_chat_muted(self, room_id: str, identity: str, muted: bool) -> None: ...
+
+    async def chat_muted(self, room_id: str, identity: str) -> bool: ...
+
+    async def visit_started(self, room_id: str, visit: Visit) -> None:
+        """``visit.identity`` came in (nothing changes while it has a visit open: a second
+        tab, a reconnect before the old connection was noticed gone)."""
+
+    async def visit_ended(self, room_id: str, identity: str, at: float) -> None:
+        """Close ``identity``'s open visit, if any."""
+
+    async def visits(self, room_id: str) -> list[Visit]: ...
+
 
 class MemoryStore:
     """The embedded default: one node, state in this process."""
@@ -135,6 +177,12 @@ class MemoryStore:
         self._peaks: dict[str, int] = {}
         self._links: dict[str, LinkRecord] = {}
         self._stage: dict[str, dict[str, StageState]] = {}
+        self._questions: dict[str, dict[str, Question]] = {}
+        self._votes: dict[tuple[str, str], set[str]] = {}  # (room, question) -> identities
+        self._chat: dict[str, deque[ChatMessage]] = {}
+        self._chat_counts: dict[str, int] = {}
+        self._chat_muted: dict[str, set[str]] = {}
+        self._visits: dict[str, list[Visit]] = {}
         # Set and replaced on every append: wakes whoever waits in wait_events.
         self._appended = asyncio.Event()
 
@@ -314,3 +362,73 @@ class MemoryStore:
 
     async def stage_states(self, room_id: str) -> dict[str, StageState]:
         return dict(self._stage.get(room_id, {}))
+
+    async def put_question(self, room_id: str, question: Question) -> None:
+        self._questions.setdefault(room_id, {})[question.id] = question
+
+    async def get_question(self, room_id: str, question_id: str) -> Question | None:
+        return self._questions.get(room_id, {}).get(question_id)
+
+    async def list_questions(self, room_id: str) -> list[Question]:
+        return sorted(self._questions.get(room_id, {}).values(), key=lambda q: (q.at, q.id))
+
+    async def toggle_vote(self, room_id: str, question_id: str, identity: str
+                          ) -> tuple[Question, bool] | None:
+        question = self._questions.get(room_id, {}).get(question_id)
+        if question is None:
+            return None
+        voters = self._votes.setdefault((room_id, question_id), set())
+        voting = identity not in voters
+        if voting:
+            voters.add(identity)
+        else:
+            voters.discard(identity)
+        question = dataclasses.replace(question, votes=len(voters))
+        self._questions[room_id][question_id] = question
+        return question, voting
+
+    async def voted(self, room_id: str, identity: str) -> set[str]:
+        return {question_id for (room, question_id), voters in self._votes.items()
+                if room == room_id and identity in voters}
+
+    async def add_chat(self, room_id: str, message: ChatMessage) -> None:
+        self._chat.setdefault(room_id, deque(maxlen=CHAT_HISTORY)).append(message)
+        self._chat_counts[room_id] = self._chat_counts.get(room_id, 0) + 1
+
+    async def recent_chat(self, room_id: str) -> list[ChatMessage]:
+        return list(self._chat.get(room_id, ()))
+
+    async def delete_chat(self, room_id: str, message_id: str) -> bool:
+        messages = self._chat.get(room_id, deque())
+        for message in messages:
+            if message.id == message_id:
+                messages.remove(message)
+                return True
+        return False
+
+    async def chat_count(self, room_id: str) -> int:
+        return self._chat_counts.get(room_id, 0)
+
+    async def set_chat_muted(self, room_id: str, identity: str, muted: bool) -> None:
+        muted_ones = self._chat_muted.setdefault(room_id, set())
+        if muted:
+            muted_ones.add(identity)
+        else:
+            muted_ones.discard(identity)
+
+    async def chat_muted(self, room_id: str, identity: str) -> bool:
+        return identity in self._chat_muted.get(room_id, set())
+
+    async def visit_started(self, room_id: str, visit: Visit) -> None:
+        visits = self._visits.setdefault(room_id, [])
+        if not any(v.identity == visit.identity and v.left_at is None for v in visits):
+            visits.append(visit)
+
+    async def visit_ended(self, room_id: str, identity: str, at: float) -> None:
+        visits = self._visits.get(room_id, [])
+        for index, visit in enumerate(visits):
+            if visit.identity == identity and visit.left_at is None:
+                visits[index] = dataclasses.replace(visit, left_at=max(at, visit.joined_at))
+
+    async def visits(self, room_id: str) -> list[Visit]:
+        return list(self._visits.get(room_id, []))

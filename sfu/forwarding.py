@@ -157,7 +157,8 @@ class OutboundStream:
     """One outgoing RTP stream and the down-tracks that receive exactly it."""
 
     __slots__ = (
-        "failed", "gated", "octets", "packets", "rewriter", "targets", "template", "waiting",
+        "failed", "gated", "members", "octets", "packets", "rewriter", "targets", "template",
+        "waiting",
     )
 
     def __init__(self, template: RtpHeaderTemplate, rewriter: StreamRewriter, gated: bool
@@ -169,12 +170,14 @@ class OutboundStream:
         # else), and those waiting for a keyframe before their first packet.
         self.targets: tuple[SendPacket, ...] = ()
         self.waiting: list[DownTrack] = []
+        self.members: tuple[DownTrack, ...] = ()  # every down-track, receiving or waiting
         self.packets = 0
         self.octets = 0
         self.failed = 0  # sends that a subscriber's transport refused or raised on
 
     def add(self, downtrack: DownTrack) -> None:
         downtrack.outbound = self
+        self.members = (*self.members, downtrack)
         if self.gated:
             # Video starts on a keyframe: a decoder given a delta frame first shows garbage.
             self.waiting.append(downtrack)
@@ -183,6 +186,7 @@ class OutboundStream:
 
     def remove(self, downtrack: DownTrack) -> None:
         downtrack.outbound = None
+        self.members = tuple(d for d in self.members if d is not downtrack)
         if downtrack in self.waiting:
             self.waiting.remove(downtrack)
         self.targets = tuple(t for t in self.targets if t is not downtrack.send)
@@ -191,12 +195,13 @@ class OutboundStream:
     def empty(self) -> bool:
         return not (self.targets or self.waiting)
 
-    def switch_source(self, members: tuple[DownTrack, ...]) -> None:
-        """The source behind the stream changes: continue the numbering, wait for a keyframe."""
+    def switch_source(self) -> None:
+        """The source behind the stream changes (a publisher's restart, a program switch):
+        continue the numbering; video waits for a keyframe of the new source."""
         self.rewriter.switch_source()
         if self.gated:
             self.targets = ()
-            self.waiting = list(members)
+            self.waiting = list(self.members)
 
     def send(
         self, seq: int, ts: int, marker: bool, payload: bytes, keyframe: bool, now_ms: int
@@ -226,11 +231,18 @@ class OutboundStream:
 
 
 class SourceStream:
-    """One published track: history for NACKs, PLI throttle, and its outgoing streams."""
+    """One published track: history for NACKs, PLI throttle, and its outgoing streams.
+
+    Its own outgoing streams are made for its down-tracks (:meth:`add`); others are only fed
+    for as long as they are attached (:meth:`attach`): a program's, which moves from source to
+    source and keeps its numbering.
+    """
 
     __slots__ = (
+        "_attached",
         "_detect_keyframe",
         "_downtracks",
+        "_fanout",
         "_fanout_work",
         "_observers",
         "_outbound",
@@ -263,24 +275,28 @@ class SourceStream:
         self.sender_reports = SenderReportTranslator(clock_rate)
         self._detect_keyframe = keyframe_detector(mime_type)
         self._downtracks: tuple[DownTrack, ...] = ()
-        # Tuples, rebuilt on (rare) membership changes, are the fastest thing to iterate.
         self._outbound: dict[tuple[int, int, int | None, bytes], OutboundStream] = {}
+        self._attached: tuple[OutboundStream, ...] = ()
+        # Tuples, rebuilt on (rare) membership changes, are the fastest thing to iterate:
+        # every outgoing stream, own and attached, in the one the packet loop reads.
+        self._fanout: tuple[OutboundStream, ...] = ()
         self._observers: tuple[PacketObserver, ...] = ()
         self._fanout_work = 0
         self.received = 0
 
     @property
     def downtracks(self) -> tuple[DownTrack, ...]:
+        """The down-tracks of this track's own outgoing streams (not of attached ones)."""
         return self._downtracks
 
     @property
     def outbound_streams(self) -> list[OutboundStream]:
-        return list(self._outbound.values())
+        return list(self._fanout)
 
     @property
     def send_failures(self) -> int:
         """Sends to subscribers that failed, over the outgoing streams that exist now."""
-        return sum(o.failed for o in self._outbound.values())
+        return sum(o.failed for o in self._fanout)
 
     def on_packet(
         self, ssrc: int, seq: int, ts: int, marker: bool, payload: bytes, now_ms: int
@@ -289,9 +305,8 @@ class SourceStream:
             if self.ssrc is not None:
                 # The publisher restarted its stream: history and offsets start over.
                 self.history.clear()
-                for outbound in self._outbound.values():
-                    members = tuple(d for d in self._downtracks if d.outbound is outbound)
-                    outbound.switch_source(members)
+                for outbound in self._fanout:
+                    outbound.switch_source()
             self.ssrc = ssrc
         self.received += 1
         self.history.put(seq, ts, marker, payload, now_ms)
@@ -299,7 +314,7 @@ class SourceStream:
         if keyframe:
             self.pli.keyframe_received(now_ms)
         sent = 0
-        for outbound in self._outbound.values():
+        for outbound in self._fanout:
             sent += outbound.send(seq, ts, marker, payload, keyframe, now_ms)
         self._fanout_work += sent
         for observer in self._observers:
@@ -312,22 +327,40 @@ class SourceStream:
             return True
         return False
 
+    def _refan(self) -> None:
+        self._fanout = (*self._outbound.values(), *self._attached)
+
     def add(self, downtrack: DownTrack) -> None:
         key = downtrack.key
         outbound = self._outbound.get(key)
         if outbound is None:
             outbound = self._outbound[key] = downtrack.new_outbound()
+            self._refan()
         outbound.add(downtrack)
         self._downtracks = (*self._downtracks, downtrack)
 
     def remove(self, downtrack: DownTrack) -> None:
         outbound = downtrack.outbound
-        if outbound is not None:
+        if outbound is not None and outbound in self._outbound.values():
             outbound.remove(downtrack)
             if outbound.empty:
                 # A later subscriber starts a fresh stream: nobody receives this one now.
                 del self._outbound[next(k for k, o in self._outbound.items() if o is outbound)]
+                self._refan()
         self._downtracks = tuple(d for d in self._downtracks if d is not downtrack)
+
+    def attach(self, outbound: OutboundStream) -> None:
+        """Feed ``outbound`` too, an outgoing stream that is not this track's own (a
+        program's). The caller switches its source (:meth:`OutboundStream.switch_source`)."""
+        if outbound not in self._attached:
+            self._attached = (*self._attached, outbound)
+            self._refan()
+
+    def detach(self, outbound: OutboundStream) -> None:
+        """Stop feeding an attached outgoing stream."""
+        if outbound in self._attached:
+            self._attached = tuple(o for o in self._attached if o is not outbound)
+            self._refan()
 
     def add_observer(self, observer: PacketObserver) -> None:
         self._observers = (*self._observers, observer)
@@ -336,7 +369,7 @@ class SourceStream:
         self._observers = tuple(o for o in self._observers if o is not observer)
 
     def needs_keyframe(self) -> bool:
-        return any(o.waiting for o in self._outbound.values())
+        return any(o.waiting for o in self._fanout)
 
     def request_keyframe(self, now_ms: int) -> bool:
         """A subscriber wants a keyframe: True when a PLI should go upstream now.

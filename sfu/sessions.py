@@ -31,8 +31,11 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from sfu import _aiortc_compat as compat
-from sfu.codecs import H264Profile
+from sfu.codecs import CodecFormat, H264Profile
 from sfu.forwarding import MID_EXTENSION_URI, DownTrack, SourceStream
+from sfu.history import PacketHistory
+from sfu.program import KEEP, KINDS, Choice, ProgramSlot, ProgramState, ProgramTrack
+from sfu.sender_report import SenderReportTranslator
 
 log = logging.getLogger(__name__)
 
@@ -56,18 +59,58 @@ class SdpError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which of a room's tracks a subscriber receives; None means no restriction."""
+    """Which of a room's tracks a subscriber receives; None means no restriction.
+
+    ``program``: the room's program instead of its publications, one video and one audio
+    track that follow the program's switches (``kinds`` still narrows it).
+    """
 
     identities: frozenset[str] | None = None
     track_ids: frozenset[str] | None = None
     kinds: frozenset[str] | None = None
+    program: bool = False
 
     def includes(self, publication: Publication) -> bool:
-        return (
+        return not self.program and (
             (self.identities is None or publication.identity in self.identities)
             and (self.track_ids is None or publication.id in self.track_ids)
             and (self.kinds is None or publication.kind in self.kinds)
         )
+
+    def includes_program(self, slot: ProgramSlot) -> bool:
+        return self.program and (self.kinds is None or slot.kind in self.kinds)
+
+
+class Feed(Protocol):
+    """What a subscriber's sender carries: a publication, or a program slot."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def format(self) -> CodecFormat | None: ...
+
+    @property
+    def outbound_ssrc(self) -> int: ...
+
+    @property
+    def outbound_rtx_ssrc(self) -> int: ...
+
+    @property
+    def stream_id(self) -> str: ...
+
+    def add_downtrack(self, downtrack: DownTrack) -> None: ...
+
+    def remove_downtrack(self, downtrack: DownTrack) -> None: ...
+
+    def packet_history(self) -> PacketHistory | None: ...
+
+    def sender_report_timing(self) -> SenderReportTranslator | None: ...
+
+    def request_keyframe(self) -> None: ...
 
 
 class MediaEvents(Protocol):
@@ -76,6 +119,10 @@ class MediaEvents(Protocol):
     async def track_published(self, publication: Publication) -> None: ...
 
     async def track_unpublished(self, publication: Publication) -> None: ...
+
+
+# Called after a room's program changed (room.program says what is on air now).
+ProgramListener = Callable[["SfuRoom"], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +220,23 @@ class Publication:
     @property
     def profile(self) -> str:
         return self.format.profile_name
+
+    @property
+    def stream_id(self) -> str:
+        """Each participant's tracks arrive in one MediaStream named after them."""
+        return self.identity
+
+    def add_downtrack(self, downtrack: DownTrack) -> None:
+        self.stream.add(downtrack)
+
+    def remove_downtrack(self, downtrack: DownTrack) -> None:
+        self.stream.remove(downtrack)
+
+    def packet_history(self) -> PacketHistory | None:
+        return self.stream.history
+
+    def sender_report_timing(self) -> SenderReportTranslator | None:
+        return self.stream.sender_reports
 
     def bind(self, receiver: RTCRtpReceiver, payload_type: int, rtx_payload_type: int | None
              ) -> None:
@@ -335,8 +399,8 @@ class Publisher:
         for publication in new:
             await self.room.add_publication(publication)
         for publication in self.publications.values():
-            if publication not in new and publication.stream.downtracks:
-                publication.request_keyframe()
+            if publication not in new and publication.stream.outbound_streams:
+                publication.request_keyframe()  # its viewers (program ones too) resume
         return str(pc.localDescription.sdp)
 
     async def add_ice_candidate(self, candidate: Any) -> None:
@@ -367,9 +431,9 @@ class Publisher:
 
 @dataclass(slots=True, eq=False)
 class Binding:
-    """A publication as one subscriber's peer connection carries it."""
+    """A publication (or a program slot) as one subscriber's peer connection carries it."""
 
-    publication: Publication
+    feed: Feed
     transceiver: RTCRtpTransceiver
     track: compat.IdleTrack
     downtrack: DownTrack | None = None
@@ -392,7 +456,7 @@ class Subscriber:
         self.identity = identity
         self.selection = selection or Selection()
         self.pc = compat.new_peer_connection(room.sfu.settings.rtc_configuration())
-        self.bindings: dict[Publication, Binding] = {}
+        self.bindings: dict[Feed, Binding] = {}
         self._sink: compat.SrtpSink | None = None
         self._on_negotiation_needed = on_negotiation_needed
         self._on_closed = on_closed
@@ -413,6 +477,14 @@ class Subscriber:
         if publication.identity == self.identity:
             return False  # never loop a participant's own media back
         return self.selection.includes(publication)
+
+    def _wanted(self) -> list[Feed]:
+        """What this subscriber's offer should carry now."""
+        if self.selection.program:
+            # A slot is offered once it has a codec (something went on air once).
+            return [slot for slot in self.room.program.slots.values()
+                    if slot.format is not None and self.selection.includes_program(slot)]
+        return [p for p in self.room.publications if self.wants(p)]
 
     def select(self, selection: Selection) -> None:
         """Receive another subset of the room's tracks (renegotiates)."""
@@ -439,29 +511,31 @@ class Subscriber:
             if self._awaiting_answer:
                 raise SdpError("an offer is already waiting for its answer")
             self._renegotiate = False
-            for publication in self.room.publications:
-                if self.wants(publication) and publication not in self.bindings:
-                    self._add_binding(publication)
+            wanted = self._wanted()
+            for feed in wanted:
+                if feed not in self.bindings:
+                    self._add_binding(feed)
             if not self.pc.getTransceivers():
                 return None
-            for publication, binding in list(self.bindings.items()):
-                if publication not in self.room.publications or not self.wants(publication):
+            for feed, binding in list(self.bindings.items()):
+                if feed not in wanted:
                     self._deactivate(binding)
-                    del self.bindings[publication]
+                    del self.bindings[feed]
             offer = await self.pc.createOffer()
             await self.pc.setLocalDescription(offer)
             self._awaiting_answer = True
             return str(self.pc.localDescription.sdp)
 
-    def _add_binding(self, publication: Publication) -> Binding:
-        track = compat.IdleTrack(publication.kind, publication.id)
+    def _add_binding(self, feed: Feed) -> Binding:
+        codec_format = feed.format
+        assert codec_format is not None, "only feeds with a codec are offered"
+        track = compat.IdleTrack(feed.kind, feed.id)
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
-        compat.set_sender_ssrcs(transceiver, publication.outbound_ssrc,
-                                publication.outbound_rtx_ssrc)
-        compat.set_stream_id(transceiver.sender, publication.identity)
-        compat.prefer_codec(transceiver, publication.format)
-        binding = Binding(publication, transceiver, track)
-        self.bindings[publication] = binding
+        compat.set_sender_ssrcs(transceiver, feed.outbound_ssrc, feed.outbound_rtx_ssrc)
+        compat.set_stream_id(transceiver.sender, feed.stream_id)
+        compat.prefer_codec(transceiver, codec_format)
+        binding = Binding(feed, transceiver, track)
+        self.bindings[feed] = binding
         return binding
 
     async def apply_answer(self, answer_sdp: str) -> None:
@@ -538,9 +612,9 @@ class Subscriber:
             "sendonly", "sendrecv"
         ):
             return
-        publication = binding.publication
+        feed = binding.feed
         downtrack = DownTrack(
-            kind=publication.kind,
+            kind=feed.kind,
             clock_rate=negotiated.clock_rate,
             payload_type=negotiated.payload_type,
             ssrc=negotiated.ssrc,
@@ -554,20 +628,20 @@ class Subscriber:
             initial_rtx_sequence_number=random.getrandbits(16),
         )
         binding.downtrack = downtrack
-        stream = publication.stream
 
         def on_nack(lost: list[int]) -> None:
-            downtrack.resend(lost, stream.history, monotonic_ms())
+            # A program slot's history is its on-air source's: looked up at each NACK.
+            history = feed.packet_history()
+            if history is not None:
+                downtrack.resend(lost, history, monotonic_ms())
 
-        compat.install_feedback_hook(
-            binding.transceiver.sender, on_nack, publication.request_keyframe
-        )
-        stream.add(downtrack)
-        publication.request_keyframe()
+        compat.install_feedback_hook(binding.transceiver.sender, on_nack, feed.request_keyframe)
+        feed.add_downtrack(downtrack)
+        feed.request_keyframe()
 
     def _deactivate(self, binding: Binding) -> None:
         if binding.downtrack is not None:
-            binding.publication.stream.remove(binding.downtrack)
+            binding.feed.remove_downtrack(binding.downtrack)
             binding.downtrack = None
         binding.transceiver.direction = "inactive"
         binding.track.stop()
@@ -577,7 +651,7 @@ class Subscriber:
         if binding is None:
             return
         if binding.downtrack is not None:
-            publication.stream.remove(binding.downtrack)
+            publication.remove_downtrack(binding.downtrack)
             binding.downtrack = None
         self.changed()
 
@@ -603,10 +677,9 @@ class Subscriber:
                 self._renegotiate = False  # the last offer already covered the change
 
     def _offer_out_of_date(self) -> bool:
-        published = set(self.room.publications)
-        return any(
-            p not in self.bindings for p in published if self.wants(p)
-        ) or any(p not in published or not self.wants(p) for p in self.bindings)
+        wanted = self._wanted()
+        return any(f not in self.bindings for f in wanted) or any(
+            f not in wanted for f in self.bindings)
 
     async def _request_negotiation(self) -> None:
         try:
@@ -624,11 +697,11 @@ class Subscriber:
             downtrack = binding.downtrack
             if downtrack is None:
                 continue
-            stream = binding.publication.stream
             outbound = downtrack.outbound
             if outbound is None:
                 continue
-            translated = stream.sender_reports.translate(outbound.rewriter, now_ms)
+            timing = binding.feed.sender_report_timing()
+            translated = None if timing is None else timing.translate(outbound.rewriter, now_ms)
             if translated is None:
                 last = outbound.rewriter.last_timestamp
                 if last is None:
@@ -653,7 +726,7 @@ class Subscriber:
             self._negotiation.cancel()
         for binding in self.bindings.values():
             if binding.downtrack is not None:
-                binding.publication.stream.remove(binding.downtrack)
+                binding.feed.remove_downtrack(binding.downtrack)
                 binding.downtrack = None
         self.bindings.clear()
         if self._sink is not None:
@@ -664,6 +737,66 @@ class Subscriber:
             await self._on_closed(self)
 
 
+def _program_track(publication: Publication) -> ProgramTrack:
+    return ProgramTrack(publication.id, publication.kind, publication.source,
+                        publication.format)
+
+
+class RoomProgram:
+    """A room's program: :class:`~sfu.program.ProgramState` decides what is on air, one
+    :class:`~sfu.program.ProgramSlot` per kind carries it to the viewers that subscribed to
+    the program (``Selection(program=True)``)."""
+
+    def __init__(self, room: SfuRoom) -> None:
+        self.room = room
+        self.state = ProgramState()
+        self.slots = {kind: ProgramSlot(kind, random.getrandbits(32), random.getrandbits(32))
+                      for kind in KINDS}
+
+    def to_dict(self) -> dict[str, str | None]:
+        """``{video, audio}``: the ids of the publications on air, None for silence."""
+        return self.state.ids()
+
+    def _locked(self) -> dict[str, bool]:
+        """Per kind: whether a viewer's connection negotiated the slot's codec."""
+        return {kind: any(slot in subscriber.bindings for subscriber in self.room.subscribers)
+                for kind, slot in self.slots.items()}
+
+    async def published(self, publication: Publication) -> None:
+        if self.state.published(_program_track(publication), locked=self._locked()):
+            await self._apply()
+
+    async def unpublished(self, publication: Publication) -> None:
+        if self.state.unpublished(publication.id):
+            await self._apply()
+
+    async def choose(self, *, video: Choice = KEEP, audio: Choice = KEEP) -> bool:
+        """Put these publications on air (None: silence; KEEP: unchanged). Raises
+        :class:`~sfu.program.ProgramError` and changes nothing when it cannot."""
+        changed = self.state.choose(video=video, audio=audio, locked=self._locked())
+        if changed:
+            await self._apply()
+        return changed
+
+    async def _apply(self) -> None:
+        """Make the slots carry what the state says, then tell the listeners."""
+        publications = {p.id: p for p in self.room.publications}
+        offers_change = False
+        for kind, slot in self.slots.items():
+            track = self.state.on_air(kind)
+            slot.switch(None if track is None else publications.get(track.id))
+            codec_format = self.state.format(kind)
+            if codec_format != slot.format:
+                slot.format = codec_format  # only while no viewer negotiated the old one
+                offers_change = True
+        if offers_change:
+            for subscriber in list(self.room.subscribers):
+                if subscriber.selection.program:
+                    subscriber.changed()
+        log.info("program %s: video %s, audio %s", self.room.id, *self.state.ids().values())
+        await self.room.sfu.program_changed(self.room)
+
+
 class SfuRoom:
     def __init__(self, sfu: Sfu, room_id: str) -> None:
         self.sfu = sfu
@@ -671,6 +804,7 @@ class SfuRoom:
         self.publications: list[Publication] = []
         self.publishers: set[Publisher] = set()
         self.subscribers: set[Subscriber] = set()
+        self.program = RoomProgram(self)
 
     def publisher(self, identity: str, on_closed: Callable[[Publisher], Awaitable[None]] | None
                   = None) -> Publisher:
@@ -689,6 +823,7 @@ class SfuRoom:
             if subscriber.wants(publication):
                 subscriber.changed()
         await self.sfu.events.track_published(publication)
+        await self.program.published(publication)
 
     async def remove_publication(self, publication: Publication) -> None:
         if publication not in self.publications:
@@ -696,6 +831,7 @@ class SfuRoom:
         self.publications.remove(publication)
         for subscriber in list(self.subscribers):
             subscriber.publication_removed(publication)
+        await self.program.unpublished(publication)  # before it closes: the slot lets go
         await self.sfu.events.track_unpublished(publication)
 
     @property
@@ -725,9 +861,22 @@ class Sfu:
     events: MediaEvents = field(default_factory=_NoEvents)
     rooms: dict[str, SfuRoom] = field(default_factory=dict)
     _report_task: asyncio.Task[None] | None = None
+    _program_listeners: list[ProgramListener] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         compat.register_forwarded_codecs()
+
+    def on_program(self, listener: ProgramListener) -> None:
+        """Call ``listener`` each time a room's program changes (a choice, a track that went
+        on air by itself, an on-air track unpublished)."""
+        self._program_listeners.append(listener)
+
+    async def program_changed(self, room: SfuRoom) -> None:
+        for listener in list(self._program_listeners):
+            try:
+                await listener(room)
+            except Exception:
+                log.exception("program listener failed for room %s", room.id)
 
     def room(self, room_id: str) -> SfuRoom:
         room = self.rooms.get(room_id)
@@ -770,7 +919,9 @@ class Sfu:
             "publishers": sum(len(room.publishers) for room in self.rooms.values()),
             "subscribers": sum(len(room.subscribers) for room in self.rooms.values()),
             "publications": len(publications),
-            "downtracks": sum(len(p.stream.downtracks) for p in publications),
+            "downtracks": sum(len(p.stream.downtracks) for p in publications) + sum(
+                len(slot.downtracks) for room in self.rooms.values()
+                for slot in room.program.slots.values()),
             "packets_received": sum(p.stream.received for p in publications),
             "send_failures": sum(p.stream.send_failures for p in publications),
             "packets_oversized": sum(compat.oversized_packets_dropped(publisher.pc)
@@ -786,6 +937,7 @@ class Sfu:
     async def close(self) -> None:
         compat.cancel_quietly(self._report_task)
         self._report_task = None
+        self._program_listeners.clear()  # shutting down: nobody is told what goes off air
         for room in list(self.rooms.values()):
             await room.close()
         self.rooms.clear()

@@ -2,22 +2,22 @@
 
 Who may do what: the operator (the API key) everything; a room's hosts (a token with
 ``moderate``) edit their room, see who is in it and hand out and revoke its links; its owner
-exhibitor starts and ends its live; anyone sees public rooms and gets a guest link to watch one.
+exhibitor starts and ends its live; an exhibitor or host whose link carries ``start-live``
+creates livestreams of their own; anyone sees public rooms and gets a guest link to watch one.
 A private room is not found (404) by anyone else: its existence is not disclosed.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass
+import weakref
 from typing import Any
 from urllib.parse import quote
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from rooms import (
@@ -32,23 +32,22 @@ from rooms import (
 from rooms.access import LinkRecord, on_air
 from rooms.model import (
     MAX_NAME_CHARS,
+    ROOM_FIELDS,
     Visibility,
     check_language,
-    check_room_id,
     room_edited,
     room_from_request,
 )
 from signalling.auth import (
+    DEFAULT_TOKEN_TTL,
     AuthError,
     Claims,
     ForbiddenError,
     IssuedToken,
-    bearer_token,
-    check_api_key,
 )
+from signalling.callers import Caller, caller_of, room_seen_by
 from signalling.errors import ApiError, read_json_object
 from signalling.keys import (
-    CREDENTIALS,
     GUEST_LIMITER,
     LOOP_MONITOR,
     METRICS,
@@ -59,6 +58,7 @@ from signalling.keys import (
     TOKENS,
 )
 from signalling.openapi import openapi_document
+from signalling.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +67,6 @@ PARTICIPANT_PAGE_MAX = 200
 TOKEN_ID_RE = re.compile(r"^[0-9a-f]{16}$")  # secrets.token_hex(8), as the issuer makes them
 
 routes = web.RouteTableDef()
-
-
-def require_api_key(request: web.Request) -> None:
-    check_api_key(request.headers.get("Authorization"), request.app[SETTINGS].api_key)
 
 
 @routes.get("/healthz")
@@ -114,45 +110,10 @@ def _enum_query(request: web.Request, name: str,
 # -- who is asking ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Anonymous, the operator (API key), or the bearer of a room's link or credential."""
-
-    operator: bool = False
-    claims: Claims | None = None
-
-    def sees(self, room: Room) -> bool:
-        """Public rooms are anyone's; a private one is its token holders' and the operator's."""
-        return room.public or self.operator or (
-            self.claims is not None and self.claims.room == room.id and not self.claims.guest)
-
-    def manages(self, room_id: str) -> bool:
-        """The operator, or a host of that room (the ``moderate`` grant)."""
-        return self.operator or (self.claims is not None and self.claims.room == room_id
-                                 and self.claims.can(Grant.MODERATE) and not self.claims.guest)
-
-    def owns(self, room: Room) -> bool:
-        claims = self.claims
-        return (claims is not None and claims.room == room.id and not claims.guest
-                and claims.role == Role.EXHIBITOR and room.owner == claims.identity)
-
-
-async def _caller(request: web.Request) -> Caller:
-    header = request.headers.get(hdrs.AUTHORIZATION)
-    if header is None:
-        return Caller()
-    credential = bearer_token(header)
-    if hmac.compare_digest(credential.encode(), request.app[SETTINGS].api_key.encode()):
-        return Caller(operator=True)
-    if credential.count(".") != 2:  # not a JWT (RFC 7519 §3): a mistyped API key
-        raise AuthError("invalid API key", "invalid_api_key")
-    return Caller(claims=await request.app[CREDENTIALS].verify(credential))
-
-
 async def _managing(request: web.Request, room_id: str) -> Caller:
     """The caller, who must manage ``room_id``: 401 without credentials, 404 if it may not
     even see the room (a private room's existence is not disclosed), 403 otherwise."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     if not caller.operator and caller.claims is None:
         raise AuthError("send the API key or a host token of this room", "missing_credentials")
     if not caller.manages(room_id):
@@ -189,50 +150,165 @@ def _link_body(request: web.Request, issued: IssuedToken) -> dict[str, Any]:
 # -- rooms --------------------------------------------------------------------------------------
 
 
+SCHEDULE_QUERY = frozenset({"from", "to"})
+UNIX_SECONDS_RE = re.compile(r"^[0-9]{1,11}(\.[0-9]{1,6})?$")
+# Self-started lives (start-live grant): per identity, a few a minute.
+START_LIVE_PER_MINUTE = 3.0
+START_LIVE_BURST = 3.0
+# Fields a start-live token may send; kind and owner are the node's to say (see create_room).
+SELF_STARTED_FIELDS = frozenset({"name", "category", "scheduled_start", "scheduled_end",
+                                 "record", "languages", "visibility", "status", "kind", "owner"})
+# One limiter per application (tests run several in one process); the app cannot take new keys
+# once it runs, so it is looked up here rather than in signalling.keys.
+_START_LIVE_LIMITERS: weakref.WeakKeyDictionary[web.Application, RateLimiter] = (
+    weakref.WeakKeyDictionary())
+
+
+def _unix_query(request: web.Request, name: str) -> float | None:
+    """A schedule bound of the query: UNIX seconds (an integer or a decimal), or absent."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not UNIX_SECONDS_RE.match(raw) or float(raw) >= 2**34:
+        raise ValidationError(name, "a UNIX time in seconds, such as 1767225600")
+    return float(raw)
+
+
+def schedule_span(room: Room, now: float) -> tuple[float, float] | None:
+    """When a room takes place on the schedule: from its scheduled or actual start (whichever
+    is earlier) to its end (ended: when it ended; live: at least until ``now``; scheduled: its
+    scheduled end, or its start when it has none). None for a room with no time at all."""
+    starts = [t for t in (room.scheduled_start, room.started_at) if t is not None]
+    if not starts:
+        return None
+    start = min(starts)
+    if room.status == RoomStatus.ENDED:
+        end = room.ended_at if room.ended_at is not None else room.scheduled_end
+    elif room.status == RoomStatus.LIVE:
+        end = max(now, room.scheduled_end or now)
+    else:
+        end = room.scheduled_end
+    return start, max(start, end if end is not None else start)
+
+
+def in_window(room: Room, now: float, low: float | None, high: float | None) -> bool:
+    """Whether the room's schedule overlaps ``[low, high)``: it starts in it, or runs into it
+    (a live room runs until now at least). Unbounded on a side that is None."""
+    span = schedule_span(room, now)
+    if span is None:
+        return False
+    start, end = span
+    if high is not None and start >= high:
+        return False
+    if low is None or start >= low or end > low:
+        return True
+    return room.status == RoomStatus.LIVE and end >= low  # live right at the window's start
+
+
 @routes.get("/api/rooms")
 async def list_rooms(request: web.Request) -> web.Response:
-    unknown = set(request.query) - {"kind", "status", "category", "visibility"}
+    """Rooms the caller may see, filtered; with ``from``/``to`` (UNIX seconds) the schedule:
+    rooms taking place in ``[from, to)``, by start time."""
+    unknown = set(request.query) - {"kind", "status", "category", "visibility"} - SCHEDULE_QUERY
     if unknown:
         raise ValidationError(sorted(unknown)[0], "unknown query parameter")
-    caller = await _caller(request)
+    caller = await caller_of(request)
     visibility = _enum_query(request, "visibility", Visibility)
+    low, high = _unix_query(request, "from"), _unix_query(request, "to")
+    if low is not None and high is not None and high <= low:
+        raise ValidationError("to", "must be after from")
     rooms = await request.app[STORE].list_rooms(
         kind=_enum_query(request, "kind", RoomKind),
         status=_enum_query(request, "status", RoomStatus),
         category=request.query.get("category") or None,
     )
-    shown = [room_body(request, room) for room in rooms if caller.sees(room)
+    shown = [room for room in rooms if caller.sees(room)
              and (visibility is None or room.visibility == visibility)]
-    return web.json_response({"rooms": shown})
+    if low is not None or high is not None:
+        now = time.time()
+        spans = {room.id: schedule_span(room, now) for room in shown}
+        shown = sorted((room for room in shown if in_window(room, now, low, high)),
+                       key=lambda room: ((spans[room.id] or (0.0, 0.0))[0], room.id))
+    return web.json_response({"rooms": [room_body(request, room) for room in shown]})
+
+
+def _start_live_limiter(app: web.Application) -> RateLimiter:
+    limiter = _START_LIVE_LIMITERS.get(app)
+    if limiter is None:
+        limiter = _START_LIVE_LIMITERS[app] = RateLimiter(START_LIVE_PER_MINUTE,
+                                                          burst=START_LIVE_BURST)
+    return limiter
+
+
+def _self_started(claims: Claims, body: dict[str, Any], now: float) -> Room:
+    """The livestream a start-live token asks for: always a livestream owned by its bearer,
+    public unless it asks for private, scheduled (from now, unless it says when) or live."""
+    unknown = set(body) - SELF_STARTED_FIELDS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise ValidationError(name, "chosen by the node for a live you start"
+                              if name in ROOM_FIELDS else "unknown field")
+    if body.get("kind", RoomKind.LIVESTREAM.value) != RoomKind.LIVESTREAM.value:
+        raise ValidationError("kind", "a live you start is a livestream")
+    if body.get("owner", claims.identity) != claims.identity:
+        raise ValidationError("owner", "a live you start is yours: leave owner out")
+    fields = dict(body, kind=RoomKind.LIVESTREAM.value, owner=claims.identity)
+    if fields.get("status", RoomStatus.SCHEDULED.value) == RoomStatus.SCHEDULED.value:
+        fields.setdefault("scheduled_start", int(now))
+    return room_from_request(fields, now=now)
 
 
 @routes.post("/api/rooms")
 async def create_room(request: web.Request) -> web.Response:
-    require_api_key(request)
+    """The operator creates any room; the bearer of a token with ``start-live`` (an exhibitor
+    or a host the operator allowed to) starts a livestream of their own and gets its studio
+    link (``studio_url``)."""
+    caller = await caller_of(request)
+    claims = caller.claims
+    if not caller.operator:
+        if claims is None:
+            raise AuthError("send the API key, or a token with the start-live grant",
+                            "missing_credentials")
+        if claims.guest or not claims.can(Grant.START_LIVE):
+            raise ForbiddenError("only the operator, or a token with the start-live grant, "
+                                 "creates rooms", "missing_grant")
     body = await read_json_object(request)
-    room = room_from_request(body, now=time.time())
+    now = time.time()
+    if caller.operator or claims is None:
+        room = room_from_request(body, now=now)
+        await request.app[STORE].create_room(room)
+        return web.json_response(
+            room_body(request, room), status=201, headers={"Location": f"/api/rooms/{room.id}"}
+        )
+
+    room = _self_started(claims, body, now)
+    limiter = _start_live_limiter(request.app)  # lives started, not requests refused
+    if not limiter.allow(claims.identity, time.monotonic()):
+        retry = max(1, round(limiter.retry_after(claims.identity)))
+        raise ApiError(429, "too many lives started: try again shortly", "rate_limited",
+                       headers={"Retry-After": str(retry)})
     await request.app[STORE].create_room(room)
+    settings = request.app[SETTINGS]
+    # The studio link lasts no longer than the link that started the live (a minute at least).
+    ttl = int(min(DEFAULT_TOKEN_TTL, settings.token_max_ttl, claims.link_expires_at - now))
+    studio = request.app[TOKENS].issue_link(
+        room=room.id, identity=claims.identity, name=claims.name, role=claims.role,
+        ttl=max(60, ttl), language=claims.language, now=now)
+    await request.app[STORE].put_link(LinkRecord(
+        token_id=studio.token_id, room=room.id, identity=claims.identity, name=claims.name,
+        role=claims.role, issued_at=studio.issued_at, expires_at=studio.expires_at))
+    log.info("self-started live %s by %s (%s), studio link %s", room.id, claims.identity,
+             claims.role.value, studio.token_id)
+    link = _link_body(request, studio)
     return web.json_response(
-        room_body(request, room), status=201, headers={"Location": f"/api/rooms/{room.id}"}
+        room_body(request, room) | {"studio_url": link["url"], "studio_link": link},
+        status=201, headers={"Location": f"/api/rooms/{room.id}"},
     )
-
-
-async def _room_or_404(request: web.Request, caller: Caller | None = None) -> Room:
-    """The room of the path, if it exists and the caller may see it (else 404 either way)."""
-    room_id = request.match_info["room_id"]
-    try:
-        check_room_id(room_id)
-    except ValidationError:
-        raise RoomNotFoundError(room_id) from None
-    room = await request.app[STORE].get_room(room_id)
-    if room is None or (caller is not None and not caller.sees(room)):
-        raise RoomNotFoundError(room_id)
-    return room
 
 
 @routes.get("/api/rooms/{room_id}")
 async def get_room(request: web.Request) -> web.Response:
-    room = await _room_or_404(request, await _caller(request))
+    room = await room_seen_by(request, await caller_of(request))
     body = room_body(request, room)
     body["participant_count"] = await request.app[STORE].count_participants(room.id)
     return web.json_response(body)
@@ -241,10 +317,10 @@ async def get_room(request: web.Request) -> web.Response:
 @routes.patch("/api/rooms/{room_id}")
 async def update_room(request: web.Request) -> web.Response:
     """Operators and the room's hosts edit it; its owner exhibitor starts and ends the live."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     if not caller.operator and caller.claims is None:
         raise AuthError("send the API key or a host token of this room", "missing_credentials")
-    room = await _room_or_404(request, caller)
+    room = await room_seen_by(request, caller)
     body = await read_json_object(request)
     if not caller.manages(room.id):
         if not caller.owns(room):
@@ -272,7 +348,7 @@ async def update_room(request: web.Request) -> web.Response:
 async def list_participants(request: web.Request) -> web.Response:
     """Who is in a room, a page at a time (the console's view of it)."""
     await _managing(request, request.match_info["room_id"])
-    room = await _room_or_404(request)
+    room = await room_seen_by(request, None)
     unknown = set(request.query) - {"cursor", "limit"}
     if unknown:
         raise ValidationError(sorted(unknown)[0], "unknown query parameter")
@@ -296,7 +372,7 @@ async def list_participants(request: web.Request) -> web.Response:
 async def create_token(request: web.Request) -> web.Response:
     """A link for one person in one room: by the operator, or by a host for their own room
     (not a host link: hosts are made by the operator)."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     if not caller.operator and caller.claims is None:
         raise AuthError("send the API key or a host token", "missing_credentials")
     body = await read_json_object(request)
@@ -310,6 +386,8 @@ async def create_token(request: web.Request) -> web.Response:
                                  else "missing_grant")
         if issued.claims.role == Role.HOST:
             raise ForbiddenError("only the operator issues host links", "missing_grant")
+        if issued.claims.can(Grant.START_LIVE):
+            raise ForbiddenError("only the operator lets people start lives", "missing_grant")
     room = await request.app[STORE].get_room(room_id)
     if room is None:
         raise RoomNotFoundError(room_id)
@@ -325,7 +403,7 @@ async def create_token(request: web.Request) -> web.Response:
 @routes.get("/api/rooms/{room_id}/links")
 async def list_links(request: web.Request) -> web.Response:
     await _managing(request, request.match_info["room_id"])
-    room = await _room_or_404(request)
+    room = await room_seen_by(request, None)
     links = await request.app[STORE].list_links(room.id, time.time())
     return web.json_response({"links": [link.to_dict() for link in links]})
 
@@ -333,7 +411,7 @@ async def list_links(request: web.Request) -> web.Response:
 @routes.delete("/api/tokens/{token_id}")
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke a link: every connection that came in with it is ended at its next renewal."""
-    caller = await _caller(request)
+    caller = await caller_of(request)
     if not caller.operator and caller.claims is None:
         raise AuthError("send the API key or a host token", "missing_credentials")
     token_id = request.match_info["token_id"]
@@ -368,7 +446,7 @@ async def guest_link(request: web.Request) -> web.Response:
         retry = max(1, round(limiter.retry_after(address)))
         raise ApiError(429, "too many guest links from this address: try again shortly",
                        "rate_limited", headers={"Retry-After": str(retry)})
-    room = await _room_or_404(request, Caller())  # private rooms are not found
+    room = await room_seen_by(request, Caller())  # private rooms are not found
     if room.status == RoomStatus.ENDED:
         raise ApiError(409, "this room has ended", "room_ended")
     body: dict[str, Any] = {}

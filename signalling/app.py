@@ -20,6 +20,7 @@ from signalling.errors import ApiError, Handler, error_middleware
 from signalling.keys import (
     CREDENTIALS,
     GUEST_LIMITER,
+    LIVE,
     LOOP_MONITOR,
     MEDIA,
     METRICS,
@@ -30,9 +31,12 @@ from signalling.keys import (
     STORE,
     TOKENS,
 )
+from signalling.live import Live
+from signalling.live import routes as live_routes
 from signalling.loop_monitor import LoopMonitor
 from signalling.media import MediaSignalling
 from signalling.metrics import Metrics
+from signalling.program import ProgramSwitch
 from signalling.ratelimit import RateLimiter
 from signalling.realtime import Realtime
 from signalling.stage import Stage
@@ -106,11 +110,14 @@ def create_app(settings: Settings) -> web.Application:
     sfu = Sfu(MediaSettings(ice_servers=settings.ice_servers))
     media = MediaSignalling(realtime, store, sfu)
     Stage(realtime, store, media.stop_publishing)
+    ProgramSwitch(realtime, store, sfu)
+    app[LIVE] = Live(realtime, store, metrics)
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media
 
     app.add_routes(api.routes)
+    app.add_routes(live_routes)
     app.add_routes(pages.routes)
     pages.add_static(app)
     whip.setup(app)

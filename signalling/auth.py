@@ -22,7 +22,13 @@ from typing import Any, Literal
 import jwt
 
 from rooms import Grant, Role, ValidationError, grants_for
-from rooms.model import MAX_NAME_CHARS, check_identity, check_language, check_room_id
+from rooms.model import (
+    MAX_NAME_CHARS,
+    check_identity,
+    check_language,
+    check_room_id,
+    grantable,
+)
 
 JWT_ALGORITHM = "HS256"
 JWT_ISSUER = "fairwire"
@@ -171,7 +177,8 @@ class TokenIssuer:
             try:
                 grants = [Grant(g) for g in raw]
             except ValueError:
-                raise ValidationError("grants", "publish, subscribe, moderate, record") from None
+                names = ", ".join(g.value for g in Grant)
+                raise ValidationError("grants", names) from None
         language = check_language(body.get("language", "en"))
         return self.issue_link(
             room=room, identity=identity, name=name.strip(), role=role, ttl=ttl,
@@ -212,8 +219,8 @@ class TokenIssuer:
                 name=str(data.get("name") or data["sub"]),
                 room=check_room_id(data["room"]),
                 role=role,
-                # Never trust more than the role allows, whatever the token says.
-                grants=claimed & grants_for(role),
+                # Never trust more than the role may hold, whatever the token says.
+                grants=claimed & grantable(role),
                 language=str(data.get("lang", "en")),
                 expires_at=int(data["exp"]),
                 token_id=str(data["lnk"] if use == "session" else data.get("jti", "")),

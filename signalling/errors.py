@@ -40,12 +40,15 @@ class ApiError(Exception):
         message: str,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code or _STATUS_CODES.get(status, "error")
         self.message = message
         self.headers = headers or {}
+        # More for the client to act on, beside code and message (e.g. retry_after).
+        self.extra = extra or {}
 
 
 def api_error(exc: Exception) -> ApiError | None:
@@ -66,8 +69,8 @@ def api_error(exc: Exception) -> ApiError | None:
     return None
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
 
 
 def error_response(
@@ -94,7 +97,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if error is None:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(500, "internal_error", "internal server error")
-        return error_response(error.status, error.code, error.message, error.headers)
+        return web.json_response(error_body(error.code, error.message, **error.extra),
+                                 status=error.status, headers=error.headers)
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

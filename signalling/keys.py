@@ -16,6 +16,7 @@ from signalling.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from sfu.sessions import Sfu
+    from signalling.live import Live
     from signalling.media import MediaSignalling
     from signalling.realtime import Realtime
 
@@ -31,3 +32,4 @@ LOOP_MONITOR = web.AppKey("loop_monitor", LoopMonitor)
 REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
 SFU: web.AppKey[Sfu] = web.AppKey("sfu")
 MEDIA: web.AppKey[MediaSignalling] = web.AppKey("media")
+LIVE: web.AppKey[Live] = web.AppKey("live")

@@ -6,7 +6,8 @@ Events (client -> server, each answered through the acknowledgement; see docs/so
 - ``unpublish`` ``{}`` -> ``{}``
 - ``set-muted`` ``{kind: "audio" | "video", muted}`` -> ``{}``: the publisher turned its camera
   or microphone off (or on again); its tracks of that kind say ``muted`` to everyone
-- ``subscribe`` ``{identities?, tracks?, kinds?}`` -> ``{type: "offer", sdp}`` (or
+- ``subscribe`` ``{identities?, tracks?, kinds?}`` or ``{program: true, kinds?}`` (the room's
+  program: see :mod:`signalling.program`) -> ``{type: "offer", sdp}`` (or
   ``{waiting: true}``); the client answers with ``subscribe-answer`` ``{type: "answer", sdp}``
 - ``update-subscription`` ``{identities?, tracks?, kinds?}`` -> ``{}``, then a
   ``subscriber-offer`` with the new set of tracks
@@ -61,14 +62,24 @@ def _sources_from(data: dict[str, Any]) -> list[str] | None:
 
 
 def _selection_from(data: Any) -> Selection:
-    """``{identities?, tracks?, kinds?}``: lists narrowing what a subscriber receives."""
+    """``{identities?, tracks?, kinds?}``: lists narrowing what a subscriber receives; or
+    ``{program: true, kinds?}``: the room's program (one video, one audio that follow its
+    switches) instead of the publications."""
     if data is None:
         return Selection()
     if not isinstance(data, dict):
-        raise ValidationError("subscribe", "send an object {identities?, tracks?, kinds?}")
-    unknown = set(data) - {"identities", "tracks", "kinds"}
+        raise ValidationError("subscribe", "send an object {identities?, tracks?, kinds?} "
+                              "or {program: true, kinds?}")
+    unknown = set(data) - {"identities", "tracks", "kinds", "program"}
     if unknown:
         raise ValidationError(sorted(unknown)[0], "unknown field")
+    program = data.get("program", False)
+    if not isinstance(program, bool):
+        raise ValidationError("program", "true for the room's program, false or absent for "
+                              "its publications")
+    if program and (data.get("identities") is not None or data.get("tracks") is not None):
+        raise ValidationError("program", "the program is one video and one audio track: "
+                              "narrow it with kinds only")
     picked: dict[str, frozenset[str] | None] = {}
     for field, attribute in (("identities", "identities"), ("tracks", "track_ids"),
                              ("kinds", "kinds")):
@@ -82,7 +93,7 @@ def _selection_from(data: Any) -> Selection:
     kinds = picked["kinds"]
     if kinds is not None and not kinds <= {"audio", "video"}:
         raise ValidationError("kinds", "audio and/or video")
-    return Selection(**picked)
+    return Selection(**picked, program=program)
 
 
 def track_of(publication: Publication) -> Track:

@@ -43,6 +43,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.live_activity = Counter(
+            "fairwire_live_activity",
+            "What happens in livestreams on this node: questions asked and answered, chat "
+            "messages, viewer watch time in seconds (counted when a viewer leaves)",
+            ["what"],
+            registry=self.registry,
+        )
+
         self.media = Gauge(
             "fairwire_media",
             "This node's media plane: rooms, publishers, subscribers, publications, downtracks, "

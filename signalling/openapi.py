@@ -125,6 +125,16 @@ def openapi_document() -> dict[str, Any]:
                 "source": {"type": "string"}, "muted": {"type": "boolean"}}}},
         },
     }
+    question = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "identity": {"type": "string"},
+            "name": {"type": "string"}, "text": {"type": "string"},
+            "at": {"type": "number"}, "offset": {"type": ["number", "null"]},
+            "votes": {"type": "integer"}, "answered": {"type": "boolean"},
+            "pinned": {"type": "boolean"}, "hidden": {"type": "boolean"},
+        },
+    }
     room_id_parameter = {"name": "room_id", "in": "path", "required": True,
                          "schema": {"type": "string"}}
     manager: list[dict[str, list[str]]] = [{"apiKey": []}, {"token": []}]
@@ -139,10 +149,35 @@ def openapi_document() -> dict[str, Any]:
             "role": {"enum": ["exhibitor", "buyer", "host", "visitor"]},
             "ttl": {"type": "integer", "minimum": 1},
             "grants": {"type": "array",
-                       "items": {"enum": ["publish", "subscribe", "moderate", "record"]}},
+                       "items": {"enum": ["publish", "subscribe", "moderate", "record",
+                                          "start-live"]},
+                       "description": "Narrows the role's grants. `start-live` (exhibitor and "
+                                      "host links, the operator only) is held only when named "
+                                      "here: it lets the bearer create livestreams of their "
+                                      "own (POST /api/rooms)."},
             "language": {"type": "string"},
         },
     }
+    self_started = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name"],
+        "description": "What a start-live token sends: `kind` is livestream and `owner` the "
+                       "token's identity (either may be left out); no `id`.",
+        "properties": {
+            key: room["properties"][key]  # type: ignore[index]
+            for key in ("kind", *editable)
+        },
+    }
+    created = {
+        "allOf": [{"$ref": "#/components/schemas/Room"}, {"type": "object", "properties": {
+            "studio_url": {"type": "string",
+                           "description": "Self-started lives only: the owner's studio link"},
+            "studio_link": {"$ref": "#/components/schemas/Link"},
+        }}],
+    }
+    unix_seconds = {"type": "number", "minimum": 0,
+                    "description": "UNIX time in seconds (an integer or a decimal)"}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Fairwire", "version": "0.1.0",
@@ -167,6 +202,8 @@ def openapi_document() -> dict[str, Any]:
                 "Room": room,
                 "RoomCreate": room_create,
                 "RoomEdit": room_edit,
+                "SelfStartedLive": self_started,
+                "RoomCreated": created,
                 "TokenRequest": token_request,
                 "Link": link,
                 "LinkRecord": link_record,
@@ -191,9 +228,18 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "category", "in": "query", "schema": {"type": "string"}},
                         {"name": "visibility", "in": "query",
                          "schema": {"enum": ["public", "private"]}},
+                        {"name": "from", "in": "query", "schema": unix_seconds,
+                         "description": "The schedule from this time (inclusive)"},
+                        {"name": "to", "in": "query", "schema": unix_seconds,
+                         "description": "The schedule until this time (exclusive)"},
                     ],
                     "description": "Public rooms for anyone; with the API key every room, with "
-                                   "a room's token that room too.",
+                                   "a room's token that room too. With `from` and/or `to` the "
+                                   "schedule: rooms taking place in [from, to) (starting in it, "
+                                   "running into it, or live now and so running until now), "
+                                   "sorted by start (the earlier of scheduled and actual); rooms "
+                                   "with no time at all are left out. A bad value, or `to` not "
+                                   "after `from`, is 400 `invalid_field` naming the parameter.",
                     "security": [{}, {"apiKey": []}, {"token": []}],
                     "responses": {"200": {"description": "Rooms", "content": {
                         "application/json": {"schema": {
@@ -203,13 +249,22 @@ def openapi_document() -> dict[str, Any]:
                         **_error_responses(400, 401)},
                 },
                 "post": {
-                    "summary": "Create a room",
-                    "security": [{"apiKey": []}],
+                    "summary": "Create a room, or start a livestream of one's own",
+                    "description": "The API key creates any room. A token with the "
+                                   "`start-live` grant creates a livestream owned by its "
+                                   "bearer (public unless `visibility` is private; `status` "
+                                   "scheduled, from now unless `scheduled_start` says when, or "
+                                   "live) and gets `studio_url`, a studio link for it; a few a "
+                                   "minute per identity.",
+                    "security": [{"apiKey": []}, {"token": []}],
                     "requestBody": {"required": True, "content": {"application/json": {
-                        "schema": {"$ref": "#/components/schemas/RoomCreate"}}}},
+                        "schema": {"oneOf": [
+                            {"$ref": "#/components/schemas/RoomCreate"},
+                            {"$ref": "#/components/schemas/SelfStartedLive"}]}}}},
                     "responses": {"201": {"description": "Created", "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Room"}}}},
-                        **_error_responses(400, 401, 409, 413, 415, 429)},
+                        "application/json": {"schema": {
+                            "$ref": "#/components/schemas/RoomCreated"}}}},
+                        **_error_responses(400, 401, 403, 409, 413, 415, 429)},
                 },
             },
             "/api/rooms/{room_id}": {
@@ -279,6 +334,56 @@ def openapi_document() -> dict[str, Any]:
                     "responses": {"201": {"description": "The guest's link", "content": {
                         "application/json": {"schema": {"$ref": "#/components/schemas/Link"}}}},
                         **_error_responses(400, 404, 409, 413, 415, 429)},
+                },
+            },
+            "/api/rooms/{room_id}/questions": {
+                "get": {
+                    "summary": "A livestream's questions, in the order asked",
+                    "description": "A token of the room with `subscribe`, or the API key. "
+                                   "Hidden questions have `text: \"\"` except for their asker "
+                                   "and the room's moderators.",
+                    "security": manager,
+                    "parameters": [room_id_parameter],
+                    "responses": {"200": {"description": "Questions", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "questions": {"type": "array", "items": question}}}}}},
+                        **_error_responses(401, 403, 404)},
+                },
+            },
+            "/api/rooms/{room_id}/stats": {
+                "get": {
+                    "summary": "Live figures (the operator, the room's hosts and its owner)",
+                    "security": manager,
+                    "parameters": [room_id_parameter],
+                    "responses": {"200": {"description": "Figures", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            name: {"type": "number"} for name in (
+                                "current", "peak", "unique_viewers", "total_watch_seconds",
+                                "average_watch_seconds", "questions_asked",
+                                "questions_answered", "chat_messages")}}}}},
+                        **_error_responses(401, 403, 404)},
+                },
+            },
+            "/api/rooms/{room_id}/attendance": {
+                "get": {
+                    "summary": "Each person's visits and watch time (JSON, or CSV with "
+                               "Accept: text/csv)",
+                    "security": manager,
+                    "parameters": [room_id_parameter],
+                    "responses": {"200": {"description": "Attendance", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "attendance": {"type": "array", "items": {
+                                "type": "object", "properties": {
+                                    "identity": {"type": "string"},
+                                    "name": {"type": "string"},
+                                    "role": {"type": "string"},
+                                    "sessions": {"type": "array", "items": {
+                                        "type": "object", "properties": {
+                                            "joined_at": {"type": "number"},
+                                            "left_at": {"type": ["number", "null"]}}}},
+                                    "watch_seconds": {"type": "number"}}}}}}},
+                        "text/csv": {"schema": {"type": "string"}}}},
+                        **_error_responses(401, 403, 404)},
                 },
             },
             "/api/tokens/{token_id}": {

@@ -1,4 +1,5 @@
-"""The web pages people open: the fair's room list (``/``) and a room (``/room/{room_id}``).
+"""The web pages people open: the fair's room list (``/``), its livestream schedule
+(``/schedule``), a room (``/room/{room_id}``) and the organisers' console (``/console``).
 
 Pages are static files in ``signalling/web/``; everything dynamic is fetched by their scripts
 (``GET /api/rooms``, socket.io). Third-party browser code comes from npm with a lock file
@@ -56,6 +57,12 @@ async def index(request: web.Request) -> web.FileResponse:
 async def console(request: web.Request) -> web.FileResponse:
     # The operator's key or a host token is entered on the page and kept in its session.
     return _page("console.html")
+
+
+@routes.get("/schedule")
+async def schedule(request: web.Request) -> web.FileResponse:
+    # The livestreams by day and category; schedule.js fetches GET /api/rooms?from=&to=.
+    return _page("schedule.html")
 
 
 @routes.get("/room/{room_id}")

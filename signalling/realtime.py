@@ -34,6 +34,7 @@ from rooms import (
 )
 from rooms.access import StageState, room_grants
 from rooms.events import RoomStatusChanged
+from rooms.live import VIEWER_ROLES, Visit
 from rooms.presence import change, is_listed
 from signalling.auth import AuthError, Claims, ForbiddenError, require_grant
 from signalling.credentials import SessionCredentials
@@ -70,6 +71,8 @@ class Connection:
 
 EventHandler = Callable[[Connection, Any], Awaitable[Any]]
 DisconnectHook = Callable[[Connection], Awaitable[None]]
+# What a feature adds to the join acknowledgement (Q&A, chat, the program...).
+JoinPart = Callable[[Connection, Room], Awaitable[dict[str, Any]]]
 
 __all__ = ["Connection", "Realtime", "socket_room"]
 
@@ -121,6 +124,7 @@ class Realtime:
         self.feed = RoomFeed(store, self.sio, self._room_ended)
         self._limiter = RateLimiter(EVENTS_PER_MINUTE, EVENT_BURST)
         self._disconnect_hooks: list[DisconnectHook] = []
+        self._join_parts: list[JoinPart] = []
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.on("join", self._join)
@@ -156,13 +160,17 @@ class Realtime:
                     error = ApiError(500, "internal server error", "internal_error")
                 outcome = ("invalid" if error.status == 400 else
                            "refused" if error.status in (401, 403) else "error")
-                result = error_body(error.code, error.message)
+                result = error_body(error.code, error.message, **error.extra)
             else:
                 outcome = "ok"
             self.metrics.socket_events.labels(event, outcome).inc()
             return result
 
         self.sio.on(event, dispatch)
+
+    def on_join(self, part: JoinPart) -> None:
+        """Add ``part``'s fields to every join acknowledgement (after the seat is taken)."""
+        self._join_parts.append(part)
 
     def on_disconnect(self, hook: DisconnectHook) -> None:
         """Run ``hook`` when a connection goes (before presence is updated)."""
@@ -234,7 +242,10 @@ class Realtime:
             await self.sio.emit("replaced", {"reason": "joined from another connection"},
                                 to=previous.session_id)
             await self.sio.disconnect(previous.session_id)
-        return {
+        extras: dict[str, Any] = {}
+        for part in self._join_parts:
+            extras |= await part(connection, room)
+        return extras | {
             "ice_servers": [{"urls": url} for url in self.settings.ice_servers],
             "room": room.to_dict(),
             "self": participant.public_dict() | {
@@ -360,6 +371,8 @@ class Realtime:
             guest=claims.guest,
         )
         await self.store.put_participant(claims.room, participant)
+        await self.store.visit_started(claims.room, Visit(
+            claims.identity, claims.name, claims.role, participant.joined_at))
         await self._append_change(claims.room, previous, participant,
                                   None if room is None else room.kind)
         return participant, previous
@@ -370,7 +383,15 @@ class Realtime:
         if current is None or current.session_id != session_id:
             return  # a newer connection of the same identity holds the seat
         await self.store.remove_participant(room_id, identity)
+        await self._visit_ended(room_id, current)
         await self._append_change(room_id, current, None)
+
+    async def _visit_ended(self, room_id: str, participant: Participant) -> None:
+        now = time.time()
+        await self.store.visit_ended(room_id, participant.identity, now)
+        if participant.role in VIEWER_ROLES:
+            self.metrics.live_activity.labels("watch_seconds").inc(
+                max(0.0, now - participant.joined_at))
 
     async def update_participant(self, room_id: str, participant: Participant) -> None:
         """Store a changed participant (e.g. its tracks) and tell the room."""
@@ -381,6 +402,7 @@ class Realtime:
     async def forget_participants(self, removed: list[tuple[str, Participant]]) -> None:
         """Tell the rooms about participants a stopped node held (the store forgot them)."""
         for room_id, participant in removed:
+            await self._visit_ended(room_id, participant)
             await self._append_change(room_id, participant, None)
 
     async def room_changed(self, room: Room) -> None:

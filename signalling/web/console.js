@@ -187,6 +187,8 @@
       "console.links.namePlaceholder": "e.g. Anna Schmidt",
       "console.links.identity": "Identity",
       "console.links.identityAuto": "Unique per person. Left empty, one is made from the name.",
+      "console.links.startLive": "May start their own lives",
+      "console.links.startLiveHint": "Also after the show: with this link they create livestreams of their own and land in their studio.",
       "console.links.identityOwner": "The room's owner.",
       "console.links.language": "Their language",
       "console.links.languageAny": "Their browser's language",
@@ -373,6 +375,8 @@
       "console.links.namePlaceholder": "例如：张伟",
       "console.links.identity": "标识",
       "console.links.identityAuto": "每人唯一。留空则根据名字生成。",
+      "console.links.startLive": "可自行开播",
+      "console.links.startLiveHint": "展会结束后也可以：凭此链接自行创建直播，并直接进入自己的直播间。",
       "console.links.identityOwner": "房间的负责展商。",
       "console.links.language": "对方语言",
       "console.links.languageAny": "跟随对方浏览器",
@@ -1381,8 +1385,34 @@
     $("link-submit").disabled = ended;
   }
 
+  /** The operator's "may start their own lives" box for exhibitor links (the start-live grant),
+   * made once, below the form's fields. */
+  function startLiveField() {
+    let field = document.getElementById("l-start-live-field");
+    if (field) return field;
+    field = el("div", "field field-wide");
+    field.id = "l-start-live-field";
+    const label = el("label", "choice");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.id = "l-start-live";
+    label.appendChild(box);
+    const text = el("span");
+    const strong = el("strong");
+    strong.setAttribute("data-i18n", "console.links.startLive");
+    const hint = el("span", "hint");
+    hint.setAttribute("data-i18n", "console.links.startLiveHint");
+    text.append(strong, " ", hint);
+    label.appendChild(text);
+    field.appendChild(label);
+    $("link-form").querySelector(".form-grid").appendChild(field);
+    i18n.apply(field);
+    return field;
+  }
+
   /** A fresh link form for another room: nobody's name, default validity and language. */
   function resetLinkForm() {
+    startLiveField().querySelector("input").checked = false;
     $("l-name").value = "";
     $("l-identity").value = "";
     $("l-identity").removeAttribute("aria-invalid");
@@ -1418,6 +1448,9 @@
       $("l-identity-hint").textContent = t("console.links.identityAuto");
     }
     $("l-name").placeholder = studio && owner ? owner : t("console.links.namePlaceholder");
+    const mayStartLives = state.mode === "operator" && preset.role === "exhibitor";
+    startLiveField().hidden = !mayStartLives;
+    if (changed || !mayStartLives) $("l-start-live").checked = false;
     for (const label of $("presets").querySelectorAll(".preset")) {
       label.classList.toggle("is-chosen", label.dataset.preset === preset.id);
     }
@@ -1442,6 +1475,9 @@
     if (name) body.name = name;
     const language = $("l-language").value;
     if (language) body.language = language;
+    if (!startLiveField().hidden && $("l-start-live").checked) {
+      body.grants = ["publish", "subscribe", "start-live"];
+    }
 
     const button = $("link-submit");
     button.disabled = true;
@@ -1466,6 +1502,7 @@
       showLinkResult();
       if (!$("l-identity").readOnly) $("l-identity").value = "";
       $("l-name").value = "";
+      $("l-start-live").checked = false; // each link that may start lives is a choice
       try {
         await loadLinks();
       } catch (_) {

@@ -3,7 +3,7 @@
  * Language: ?lang= first, then the choice kept in localStorage, then what the page was told the
  * person reads (FairwireI18n.preferIfUnchosen(tag), e.g. the language of their access link),
  * then navigator.language (zh* -> zh, anything else -> en). Static markup names its text with data-i18n (textContent),
- * data-i18n-aria-label and data-i18n-title; scripts call FairwireI18n.t(key, params).
+ * data-i18n-aria-label, data-i18n-title and data-i18n-placeholder; scripts call FairwireI18n.t(key, params).
  * Switching language fires a "fairwire:lang" event on document so that pages re-render.
  */
 (function () {
@@ -18,6 +18,7 @@
       "lang.label": "Language",
       "lang.en": "English",
       "lang.zh": "中文",
+      "nav.schedule": "Schedule",
 
       "index.title": "Fairwire · Live booths and meetings",
       "index.heading": "Live booths and meetings",
@@ -143,6 +144,7 @@
       "lang.label": "语言",
       "lang.en": "English",
       "lang.zh": "中文",
+      "nav.schedule": "直播时间表",
 
       "index.title": "Fairwire · 展台直播与洽谈",
       "index.heading": "展台直播与洽谈",
@@ -322,6 +324,9 @@
     });
     scope.querySelectorAll("[data-i18n-title]").forEach((el) => {
       el.setAttribute("title", t(el.getAttribute("data-i18n-title")));
+    });
+    scope.querySelectorAll("[data-i18n-placeholder]").forEach((el) => {
+      el.setAttribute("placeholder", t(el.getAttribute("data-i18n-placeholder")));
     });
     document.querySelectorAll(".lang-switch button[data-lang]").forEach((button) => {
       button.setAttribute("aria-pressed", String(button.getAttribute("data-lang") === current));

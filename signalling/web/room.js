@@ -72,6 +72,21 @@
  * publisherPc, subscriberPc, publishing, catchUps (the last joins/syncs: {via, since, seq,
  * snapshot, events}), viewerPageSize (audience-list's limit), socket, applyEvent,
  * _dropConnectionFor(ms)}.
+ *
+ * For the page's other scripts (live.js: Q&A, chat, figures, program), the same object and
+ * DOM events on `document`, dispatched synchronously:
+ *   fairwire.request(event, data) -> Promise of the ack; rejects with an Error that has
+ *     {code, message, data (the server's whole error object, e.g. with retry_after)}.
+ *   fairwire.credential: the Bearer for REST calls. fairwire.hooks (set by other scripts):
+ *     subscription() -> the "subscribe" payload ({} when unset); videoCodec() -> {codec:
+ *     "H264" | "VP8", profile?} to publish the camera in, or null; streamOwner(streamId) -> the
+ *     identity whose name and track state the tile of that stream shows, and its
+ *     data-identity (default: the stream id); null hides the tile (a program off air).
+ *   "fairwire:catch-up" {via: "join" | "sync", since, ack}: a join or sync answered, before
+ *     its events are applied (a join's ack carries the features' own snapshots).
+ *   "fairwire:room-event" {event}: each room event once, in seq order, as it is applied
+ *     (after a catch-up too), whatever its type.
+ *   "fairwire:render": the page re-rendered (state, self, room, participants, language).
  */
 (function () {
   "use strict";
@@ -128,7 +143,13 @@
     publisherPc: null,
     subscriberPc: null,
     publishing: false,
+    hooks: { subscription: null, videoCodec: null, streamOwner: null }, // set by other scripts
   });
+
+  /** Tell the page's other scripts (live.js) what happened: a DOM event on document. */
+  function announce(name, detail) {
+    document.dispatchEvent(new CustomEvent("fairwire:" + name, { detail: detail || {} }));
+  }
 
   const roomId = decodeURIComponent(window.location.pathname.replace(/^\/room\//, "").replace(/\/$/, ""));
   const roomPath = "/api/rooms/" + encodeURIComponent(roomId);
@@ -222,6 +243,7 @@
       super(error && error.message ? error.message : "error");
       this.code = (error && error.code) || "unknown";
       this.key = key || null; // the text to show, when the code alone does not say it
+      this.data = error && typeof error === "object" ? error : {}; // e.g. retry_after
     }
   }
 
@@ -627,14 +649,19 @@
     return next;
   }
   fairwire.applyEvent = applyEvent;
+  fairwire.request = request;
 
-  /** Show `next` presence: the list, tiles of people who left, the stage, the room's end. */
-  function commit(next) {
+  /**
+   * Show `next` presence: the list, tiles of people who left, the stage, the room's end.
+   * `applied`: the events that led to it, announced to the page's other scripts.
+   */
+  function commit(next, applied) {
     const before = presence;
     presence = next;
     fairwire.seq = next.seq;
     fairwire.stage = next.stage || {};
     if (next.room) fairwire.room = next.room;
+    for (const event of applied || []) announce("room-event", { event });
     setParticipants(next.participants);
     const still = new Set(next.participants.map((p) => p.identity));
     for (const p of before.participants) if (!still.has(p.identity)) removeTile(p.identity);
@@ -677,6 +704,7 @@
   function applyRun(state, events) {
     const sorted = events.filter(isEvent).sort((a, b) => a.seq - b.seq);
     let rest = [];
+    const applied = [];
     for (let i = 0; i < sorted.length; i++) {
       const event = sorted[i];
       if (event.seq <= state.seq) continue;
@@ -685,8 +713,9 @@
         break;
       }
       state = applyEvent(state, event);
+      applied.push(event);
     }
-    return { state, rest };
+    return { state, rest, applied };
   }
 
   function onRoomEvent(event) {
@@ -701,9 +730,9 @@
    */
   function drain() {
     if (catchUp || presence.seq === null || fairwire.state !== "joined") return;
-    const { state, rest } = applyRun(presence, pending);
+    const { state, rest, applied } = applyRun(presence, pending);
     pending = rest;
-    if (state !== presence) commit(state);
+    if (state !== presence) commit(state, applied);
     if (!pending.length || fairwire.state !== "joined") return;
     const wait = lastSyncAt + SYNC_RETRY_MS - performance.now();
     if (wait <= 0) {
@@ -746,8 +775,10 @@
    */
   function applyCatchUp(ack, via, since) {
     noteCatchUp(via, since, ack);
+    announce("catch-up", { via, since: since === undefined ? null : since, ack });
     const seq = Number.isInteger(ack.seq) ? ack.seq : 0;
     let state;
+    let applied = [];
     let complete = true;
     if (ack.snapshot || presence.seq === null) {
       state = {
@@ -757,7 +788,7 @@
         stage: snapshotStage(ack),
       };
     } else {
-      state = applyRun(presence, Array.isArray(ack.events) ? ack.events : []).state;
+      ({ state, applied } = applyRun(presence, Array.isArray(ack.events) ? ack.events : []));
       if (ack.room) state = { ...state, room: ack.room };
       if (ack.stage && typeof ack.stage === "object") state = { ...state, stage: snapshotStage(ack) };
       complete = state.seq >= seq;
@@ -767,7 +798,7 @@
       }
     }
     setAudience(ack.audience);
-    commit(state);
+    commit(state, applied);
     return complete;
   }
 
@@ -873,6 +904,7 @@
     renderAudience();
     renderViewers();
     renderMedia();
+    announce("render");
   }
 
   function renderGuest() {
@@ -1266,7 +1298,8 @@
     stage.textContent = noticeText(stageNotice);
     // Somebody is on air (oneself included): never "Nobody is broadcasting yet".
     const empty = $("stage-empty");
-    empty.hidden = tiles.size > 0 || !!selfTile || anyonePublishing();
+    const shown = [...tiles.values()].some((entry) => !entry.tile.hidden);
+    empty.hidden = shown || !!selfTile || anyonePublishing();
     const room = fairwire.room;
     const starts = room && room.status === "scheduled" ? formatDateTime(room.scheduled_start) : "";
     empty.textContent = starts ? t("room.stageScheduled", { time: starts }) : t("room.stageEmpty");
@@ -1330,7 +1363,11 @@
   function renderTile(identity) {
     const entry = tiles.get(identity);
     if (!entry) return;
-    const p = participant(identity);
+    // A stream that follows a program shows whoever is on air, and nothing while nobody is.
+    const owner = fairwire.hooks.streamOwner ? fairwire.hooks.streamOwner(identity) : identity;
+    entry.tile.hidden = owner === null;
+    entry.tile.dataset.identity = owner || identity;
+    const p = participant(owner || identity);
     const name = p ? p.name : identity;
     entry.label.textContent = name;
     paintTile(entry, name, trackState(p));
@@ -1441,7 +1478,8 @@
     fairwire.publisherPc = pc;
     trickle(pc, "publisher");
     for (const track of localStream.getTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+      if (track.kind === "video") preferVideoCodec(transceiver);
     }
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed" && fairwire.publisherPc === pc) restartPublisher(pc);
@@ -1453,6 +1491,42 @@
     const answer = await request(event, payload);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     return pc;
+  }
+
+  // H.264 profile names (as tracks give them) -> the profile-level-id's first bytes (RFC 6184).
+  const H264_PROFILE_IDS = {
+    "constrained-baseline": /profile-level-id=42[ce]0/i,
+    baseline: /profile-level-id=4200/i,
+    main: /profile-level-id=4d/i,
+    high: /profile-level-id=64/i,
+  };
+
+  /**
+   * The codec the page's other scripts ask for (hooks.videoCodec() -> {codec: "H264" |
+   * "VP8", profile?}; a livestream's sources must share one) goes first in the offer: for
+   * H.264 that profile, then packetization mode 1. Without it, or where the browser cannot,
+   * its own order stays.
+   */
+  function preferVideoCodec(transceiver) {
+    const wanted = fairwire.hooks.videoCodec ? fairwire.hooks.videoCodec() : null;
+    if (!wanted || typeof wanted.codec !== "string" || typeof transceiver.setCodecPreferences !== "function") return;
+    const mime = "video/" + wanted.codec.toLowerCase();
+    const profile = H264_PROFILE_IDS[wanted.profile] || null;
+    const score = (c) => (profile && profile.test(c.sdpFmtpLine || "") ? 2 : 0)
+      + (/packetization-mode=1/.test(c.sdpFmtpLine || "") ? 1 : 0);
+    for (const source of [window.RTCRtpSender, window.RTCRtpReceiver]) {
+      const capabilities = source && source.getCapabilities ? source.getCapabilities("video") : null;
+      if (!capabilities) continue;
+      const matches = (c) => c.mimeType.toLowerCase() === mime;
+      const first = capabilities.codecs.filter(matches).sort((a, b) => score(b) - score(a));
+      if (!first.length) return;
+      try {
+        transceiver.setCodecPreferences([...first, ...capabilities.codecs.filter((c) => !matches(c))]);
+        return;
+      } catch (_) {
+        /* this browser wants the other list */
+      }
+    }
   }
 
   /**
@@ -1573,7 +1647,8 @@
     // Kept for tests and diagnostics: time-to-first-frame is measured from here.
     fairwire.subscribeStartedAt = performance.now();
     enqueue(async () => {
-      const offer = await request("subscribe", {});
+      const wanted = fairwire.hooks.subscription ? fairwire.hooks.subscription() : null;
+      const offer = await request("subscribe", wanted && typeof wanted === "object" ? wanted : {});
       // {waiting: true}: nothing is published yet; a "subscriber-offer" event follows.
       if (offer && offer.sdp) await answerOffer(offer);
     });

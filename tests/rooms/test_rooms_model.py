@@ -8,6 +8,7 @@ import pytest
 
 from rooms.model import (
     DEFAULT_GRANTS,
+    OPT_IN_GRANTS,
     ROOM_ID_RE,
     Grant,
     Role,
@@ -16,6 +17,7 @@ from rooms.model import (
     RoomStatus,
     ValidationError,
     Visibility,
+    grantable,
     grants_for,
     room_from_request,
 )
@@ -195,7 +197,7 @@ def test_default_grants_table() -> None:
     assert Grant.PUBLISH not in DEFAULT_GRANTS[Role.VISITOR]
     assert DEFAULT_GRANTS[Role.VISITOR] == {Grant.SUBSCRIBE}
     assert Grant.MODERATE in DEFAULT_GRANTS[Role.HOST]
-    assert DEFAULT_GRANTS[Role.HOST] == set(Grant)
+    assert DEFAULT_GRANTS[Role.HOST] == set(Grant) - {Grant.START_LIVE}
     for role in (Role.EXHIBITOR, Role.BUYER):
         assert DEFAULT_GRANTS[role] == {Grant.PUBLISH, Grant.SUBSCRIBE}
     assert all(Grant.SUBSCRIBE in grants for grants in DEFAULT_GRANTS.values())
@@ -204,6 +206,24 @@ def test_default_grants_table() -> None:
 def test_grants_for_defaults() -> None:
     for role in Role:
         assert grants_for(role) == DEFAULT_GRANTS[role]
+
+
+def test_start_live_is_nobody_s_by_default() -> None:
+    assert all(Grant.START_LIVE not in grants for grants in DEFAULT_GRANTS.values())
+    assert all(Grant.START_LIVE not in grants_for(role) for role in Role)
+    assert set(OPT_IN_GRANTS) == {Role.EXHIBITOR, Role.HOST}
+    assert grantable(Role.EXHIBITOR) == {Grant.PUBLISH, Grant.SUBSCRIBE, Grant.START_LIVE}
+    assert grantable(Role.HOST) == set(Grant)
+    assert grantable(Role.BUYER) == DEFAULT_GRANTS[Role.BUYER]
+    assert grantable(Role.VISITOR) == {Grant.SUBSCRIBE}
+
+
+def test_grants_for_adds_start_live_when_named() -> None:
+    """The one exception to "narrow, never widen": exhibitor and host links that name it."""
+    wanted = [Grant.PUBLISH, Grant.SUBSCRIBE, Grant.START_LIVE]
+    assert grants_for(Role.EXHIBITOR, wanted) == set(wanted)
+    assert grants_for(Role.EXHIBITOR, [Grant.START_LIVE]) == {Grant.START_LIVE}
+    assert grants_for(Role.HOST, [*DEFAULT_GRANTS[Role.HOST], Grant.START_LIVE]) == set(Grant)
 
 
 def test_grants_for_narrowing() -> None:
@@ -219,6 +239,9 @@ def test_grants_for_narrowing() -> None:
         (Role.VISITOR, [Grant.SUBSCRIBE, Grant.MODERATE, Grant.RECORD], "moderate, record"),
         (Role.BUYER, [Grant.MODERATE], "moderate"),
         (Role.EXHIBITOR, [Grant.RECORD, Grant.PUBLISH], "record"),
+        (Role.EXHIBITOR, [Grant.START_LIVE, Grant.MODERATE], "moderate"),
+        (Role.BUYER, [Grant.PUBLISH, Grant.START_LIVE], "start-live"),
+        (Role.VISITOR, [Grant.START_LIVE], "start-live"),
     ],
 )
 def test_grants_for_refuses_widening(role: Role, requested: list[Grant], named: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from rooms.events import (
     event_from_dict,
     event_to_dict,
 )
+from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.model import (
     Grant,
     Participant,
@@ -471,3 +473,58 @@ async def test_stage_states(store: Store) -> None:
     assert await store.stage_states("r") == {"wang": StageState.ON}
     await store.set_stage("r", "nobody", None)
     assert await store.stage_states("other") == {}
+
+
+# Questions, chat and visits --------------------------------------------------------------------
+
+
+async def test_questions_and_votes(store: Store) -> None:
+    await store.create_room(room("r", kind=RoomKind.LIVESTREAM))
+    first = Question("q1", "wang", "Wang", "MOQ for 5 kW pumps?", at=10.0, offset=None)
+    second = Question("q2", "li", "Li", "Lead time to Hamburg?", at=5.0, offset=2.5)
+    await store.put_question("r", first)
+    await store.put_question("r", second)
+    assert [q.id for q in await store.list_questions("r")] == ["q2", "q1"]
+    assert await store.get_question("r", "q2") == second
+    assert await store.toggle_vote("r", "q1", "li") == (dataclasses.replace(first, votes=1), True)
+    assert (await store.toggle_vote("r", "q1", "anna"))[0].votes == 2  # type: ignore[index]
+    # A second vote by the same identity takes it back.
+    again = await store.toggle_vote("r", "q1", "li")
+    assert again is not None and again[0].votes == 1 and again[1] is False
+    assert await store.voted("r", "anna") == {"q1"} and await store.voted("r", "li") == set()
+    assert await store.toggle_vote("r", "nope", "li") is None
+    # An edit keeps the count the votes made.
+    answered = dataclasses.replace((await store.get_question("r", "q1")), answered=True)  # type: ignore[arg-type]
+    await store.put_question("r", answered)
+    assert (await store.get_question("r", "q1")) == answered and answered.votes == 1
+
+
+async def test_chat_keeps_the_last_messages_and_counts_all(store: Store) -> None:
+    await store.create_room(room("r"))
+    for i in range(CHAT_HISTORY + 5):
+        await store.add_chat("r", ChatMessage(f"m{i}", "wang", "Wang", f"hello {i}", float(i)))
+    recent = await store.recent_chat("r")
+    assert len(recent) == CHAT_HISTORY
+    assert (recent[0].id, recent[-1].id) == ("m5", f"m{CHAT_HISTORY + 4}")
+    assert await store.chat_count("r") == CHAT_HISTORY + 5
+    assert await store.delete_chat("r", "m10") and not await store.delete_chat("r", "m10")
+    assert "m10" not in {m.id for m in await store.recent_chat("r")}
+    assert not await store.chat_muted("r", "wang")
+    await store.set_chat_muted("r", "wang", True)
+    assert await store.chat_muted("r", "wang") and not await store.chat_muted("r", "li")
+    await store.set_chat_muted("r", "wang", False)
+    assert not await store.chat_muted("r", "wang")
+
+
+async def test_visits_open_and_close(store: Store) -> None:
+    await store.create_room(room("r", kind=RoomKind.LIVESTREAM))
+    await store.visit_started("r", Visit("wang", "Wang", Role.BUYER, 100.0))
+    await store.visit_started("r", Visit("wang", "Wang", Role.BUYER, 105.0))  # already in
+    await store.visit_started("r", Visit("li", "Li", Role.VISITOR, 110.0))
+    await store.visit_ended("r", "wang", 130.0)
+    await store.visit_ended("r", "wang", 140.0)  # nothing open: nothing changes
+    await store.visit_started("r", Visit("wang", "Wang", Role.BUYER, 150.0))
+    visits = sorted(await store.visits("r"), key=lambda v: (v.identity, v.joined_at))
+    assert visits == [Visit("li", "Li", Role.VISITOR, 110.0),
+                      Visit("wang", "Wang", Role.BUYER, 100.0, 130.0),
+                      Visit("wang", "Wang", Role.BUYER, 150.0)]
