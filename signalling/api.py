@@ -45,7 +45,7 @@ from signalling.auth import (
     ForbiddenError,
     IssuedToken,
 )
-from signalling.callers import Caller, caller_of, room_seen_by
+from signalling.callers import Caller, caller_of, require_credentials, room_seen_by
 from signalling.errors import ApiError, read_json_object
 from signalling.keys import (
     GUEST_LIMITER,
@@ -114,8 +114,7 @@ async def _managing(request: web.Request, room_id: str) -> Caller:
     """The caller, who must manage ``room_id``: 401 without credentials, 404 if it may not
     even see the room (a private room's existence is not disclosed), 403 otherwise."""
     caller = await caller_of(request)
-    if not caller.operator and caller.claims is None:
-        raise AuthError("send the API key or a host token of this room", "missing_credentials")
+    require_credentials(caller)
     if not caller.manages(room_id):
         if caller.claims is not None and caller.claims.room != room_id:
             raise ForbiddenError(f"token is for room {caller.claims.room!r}", "wrong_room")
@@ -318,8 +317,7 @@ async def get_room(request: web.Request) -> web.Response:
 async def update_room(request: web.Request) -> web.Response:
     """Operators and the room's hosts edit it; its owner exhibitor starts and ends the live."""
     caller = await caller_of(request)
-    if not caller.operator and caller.claims is None:
-        raise AuthError("send the API key or a host token of this room", "missing_credentials")
+    require_credentials(caller)
     room = await room_seen_by(request, caller)
     body = await read_json_object(request)
     if not caller.manages(room.id):
@@ -373,8 +371,7 @@ async def create_token(request: web.Request) -> web.Response:
     """A link for one person in one room: by the operator, or by a host for their own room
     (not a host link: hosts are made by the operator)."""
     caller = await caller_of(request)
-    if not caller.operator and caller.claims is None:
-        raise AuthError("send the API key or a host token", "missing_credentials")
+    require_credentials(caller)
     body = await read_json_object(request)
     now = time.time()
     issued = request.app[TOKENS].issue_from_request(body, now=now)
@@ -412,8 +409,7 @@ async def list_links(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke a link: every connection that came in with it is ended at its next renewal."""
     caller = await caller_of(request)
-    if not caller.operator and caller.claims is None:
-        raise AuthError("send the API key or a host token", "missing_credentials")
+    require_credentials(caller)
     token_id = request.match_info["token_id"]
     store = request.app[STORE]
     now = time.time()

@@ -242,10 +242,9 @@ def bearer_token(authorization: str | None) -> str:
     return value.strip()
 
 
-def check_api_key(authorization: str | None, api_key: str) -> None:
-    presented = bearer_token(authorization)
-    if not hmac.compare_digest(presented.encode(), api_key.encode()):
-        raise AuthError("invalid API key", "invalid_api_key")
+def is_api_key(presented: str, api_key: str) -> bool:
+    """Whether a bearer credential is the operator's key (compared in constant time)."""
+    return hmac.compare_digest(presented.encode(), api_key.encode())
 
 
 def require(claims: Claims, grant: Grant, room: str | None = None) -> None:

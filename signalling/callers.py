@@ -3,7 +3,6 @@ link or session credential. One place decides what each may see and manage."""
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
@@ -11,7 +10,7 @@ from aiohttp import hdrs, web
 from rooms import Grant, Role, Room, RoomNotFoundError, ValidationError
 from rooms.access import is_moderator
 from rooms.model import check_room_id
-from signalling.auth import AuthError, Claims, ForbiddenError, bearer_token
+from signalling.auth import AuthError, Claims, ForbiddenError, bearer_token, is_api_key
 from signalling.keys import CREDENTIALS, SETTINGS, STORE
 
 
@@ -49,7 +48,7 @@ async def caller_of(request: web.Request) -> Caller:
     if header is None:
         return Caller()
     credential = bearer_token(header)
-    if hmac.compare_digest(credential.encode(), request.app[SETTINGS].api_key.encode()):
+    if is_api_key(credential, request.app[SETTINGS].api_key):
         return Caller(operator=True)
     if credential.count(".") != 2:  # not a JWT (RFC 7519 §3): a mistyped API key
         raise AuthError("invalid API key", "invalid_api_key")
