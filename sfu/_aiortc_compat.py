@@ -32,16 +32,22 @@ What is used, and why:
 - ``aiortc.codecs.CODECS``: aiortc answers H.264 only in Constrained Baseline and Baseline
   (packetization mode 1), the profiles its encoder makes; a forwarding SFU decodes nothing
   and can take every profile browsers decode.
+- ``RTCIceTransport._connection`` and aioice ``Connection.query_consent``/``build_request``/
+  ``remote_password``: consent freshness (RFC 7675) that also counts authenticated media, see
+  :func:`keep_consent`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aioice
+import aioice.stun
 import aiortc
 import aiortc.codecs
 import aiortc.rtcpeerconnection
@@ -97,6 +103,11 @@ DTLS_CIPHER_SUITES = b":".join((
     b"ECDHE-ECDSA-AES256-SHA", b"ECDHE-RSA-AES256-SHA",
 ))
 
+# Consent freshness (RFC 7675 §5.1): a check every 5 s (randomised by ±20 %, §5.1 step 1) and
+# consent lost after 30 s with nothing that proves it (§5.1 step 4).
+CONSENT_INTERVAL_S = 5.0
+CONSENT_TIMEOUT_S = 30.0
+
 # H.264 formats received and forwarded besides aiortc's own (Constrained Baseline and
 # Baseline in packetization mode 1): every profile browsers decode, both packetization modes
 # (RFC 6184 §6.2, §6.3). The level here is only what our offers to subscribers say; the
@@ -146,11 +157,20 @@ def check_internals() -> list[str]:
     for name in ("_tx_srtp", "_state"):
         if name not in dtls_init:
             missing.append(f"RTCDtlsTransport.{name}")
-    import aioice
     import pylibsrtp
 
     if "_nominated" not in aioice.Connection.__init__.__code__.co_names:
         missing.append("aioice.Connection._nominated")
+    for name in ("query_consent", "build_request", "close"):
+        need(aioice.Connection, name)
+    if "query_consent" not in aioice.Connection.connect.__code__.co_names:
+        missing.append("aioice.Connection.connect starts self.query_consent")
+    if "remote_password" not in aioice.Connection.__init__.__code__.co_names:
+        missing.append("aioice.Connection.remote_password")
+    from aiortc.rtcicetransport import RTCIceTransport
+
+    if "_connection" not in RTCIceTransport.__init__.__code__.co_names:
+        missing.append("RTCIceTransport._connection")
     srtp_init = pylibsrtp.Session.__init__.__code__.co_names
     for name in ("_srtp", "_cdata", "_buffer"):
         if name not in srtp_init:
@@ -206,15 +226,18 @@ class _BoundedUnprotect:
 
     pylibsrtp raises ``ValueError`` for those, which aiortc does not catch: its receive loop
     dies and the DTLS transport closes. ``pylibsrtp.Error`` is what aiortc drops and goes on.
+    ``authenticated`` counts the packets that passed SRTP's authentication: proof that the
+    peer holding the session's keys is still sending (see :func:`keep_consent`).
     """
 
-    __slots__ = ("_session", "_unprotect", "_unprotect_rtcp", "oversized")
+    __slots__ = ("_session", "_unprotect", "_unprotect_rtcp", "authenticated", "oversized")
 
     def __init__(self, session: pylibsrtp.Session) -> None:
         self._session = session
         self._unprotect = session.unprotect
         self._unprotect_rtcp = session.unprotect_rtcp
         self.oversized = 0
+        self.authenticated = 0
 
     def _refuse_oversized(self, data: bytes) -> None:
         if len(data) > SRTP_BUFFER_BYTES:
@@ -224,11 +247,13 @@ class _BoundedUnprotect:
     def unprotect(self, data: bytes) -> bytes:
         self._refuse_oversized(data)
         result: bytes = self._unprotect(data)
+        self.authenticated += 1
         return result
 
     def unprotect_rtcp(self, data: bytes) -> bytes:
         self._refuse_oversized(data)
         result: bytes = self._unprotect_rtcp(data)
+        self.authenticated += 1
         return result
 
 
@@ -252,9 +277,59 @@ def _allow_full_mtu(dtls: RTCDtlsTransport) -> None:
     dtls._setup_srtp = setup_full_mtu_srtp  # type: ignore[method-assign]
 
 
+def authenticated_packets(dtls: RTCDtlsTransport) -> int:
+    """SRTP and SRTCP packets received on ``dtls`` that passed authentication so far."""
+    session = dtls._rx_srtp
+    return session.authenticated if isinstance(session, _BoundedUnprotect) else 0
+
+
+async def query_consent(connection: aioice.Connection, received: Callable[[], int]) -> None:
+    """Consent freshness (RFC 7675) in which authenticated media from the peer counts too.
+
+    aioice asks for consent with a STUN Binding request every 5 s and closes the connection
+    after six unanswered ones. Minimal ICE agents never answer once connected: FFmpeg's WHIP
+    muxer reads its socket only for DTLS after the handshake, so every FFmpeg publisher was
+    cut after ~35 s. A packet that passes SRTP authentication can come only from the peer
+    that holds this session's keys, so it proves the peer still wants the session as well as
+    a Binding response does (this is how pion and libnice judge liveness). Consent is lost
+    after :data:`CONSENT_TIMEOUT_S` with neither.
+    """
+    assert connection.remote_password is not None  # connect() has the remote's credentials
+    integrity_key = connection.remote_password.encode("utf8")
+    loop = asyncio.get_running_loop()
+    fresh_at = loop.time()
+    seen = received()
+    while True:
+        await asyncio.sleep(CONSENT_INTERVAL_S * (0.8 + 0.4 * random.random()))
+        for pair in list(connection._nominated.values()):
+            with contextlib.suppress(aioice.stun.TransactionError):
+                await pair.protocol.request(connection.build_request(pair, nominate=False),
+                                            pair.remote_addr, integrity_key=integrity_key,
+                                            retransmissions=0)
+                fresh_at = loop.time()
+        count = received()
+        if count != seen:
+            seen, fresh_at = count, loop.time()
+        if loop.time() - fresh_at >= CONSENT_TIMEOUT_S:
+            await connection.close()
+            return
+
+
+def keep_consent(dtls: RTCDtlsTransport) -> None:
+    """Run :func:`query_consent` instead of aioice's own on this transport's ICE connection
+    (aioice starts ``self.query_consent()`` once connected)."""
+    connection = dtls.transport._connection
+
+    async def query_consent_or_media() -> None:
+        await query_consent(connection, lambda: authenticated_packets(dtls))
+
+    connection.query_consent = query_consent_or_media  # type: ignore[method-assign]
+
+
 def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
-    """An aiortc peer connection whose DTLS takes RSA and ECDSA peers, in either role, and
-    whose SRTP carries packets up to :data:`MAX_RTP_PACKET_BYTES`."""
+    """An aiortc peer connection whose DTLS takes RSA and ECDSA peers, in either role, whose
+    SRTP carries packets up to :data:`MAX_RTP_PACKET_BYTES`, and whose consent freshness
+    counts authenticated media (:func:`query_consent`)."""
     pc = RTCPeerConnection(configuration)
     pc._RTCPeerConnection__certificates = [  # type: ignore[attr-defined]
         ForwardingCertificate.generateCertificate()
@@ -264,6 +339,7 @@ def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
     def create_full_mtu_dtls_transport() -> RTCDtlsTransport:
         dtls: RTCDtlsTransport = create_dtls_transport()
         _allow_full_mtu(dtls)
+        keep_consent(dtls)
         return dtls
 
     pc._RTCPeerConnection__createDtlsTransport = (  # type: ignore[attr-defined]

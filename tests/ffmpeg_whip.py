@@ -55,6 +55,9 @@ class FfmpegEncoder:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def join(self, timeout: float = 30) -> None:
         assert self._thread is not None
         self._thread.join(timeout)

@@ -216,3 +216,76 @@ def test_forwarded_h264_formats_are_negotiable() -> None:
     formats = [CodecFormat.of(c.mimeType, c.parameters) for c in codecs]
     assert len(formats) == len(set(formats)) == 12  # 6 profiles x 2 packetization modes
     assert {f.profile for f in formats if f is not None} == set(H264Profile)
+
+
+class _UnansweredPair:
+    """A nominated candidate pair whose peer never answers a consent check."""
+
+    remote_addr = ("127.0.0.1", 9)
+
+    def __init__(self) -> None:
+        self.protocol = self
+        self.checks = 0
+
+    async def request(self, *args: object, **kwargs: object) -> None:
+        self.checks += 1
+        raise compat.aioice.stun.TransactionTimeout()
+
+
+class _SilentPeerConnection:
+    """Just what consent freshness reads of an aioice connection."""
+
+    remote_password = "remote-password"
+
+    def __init__(self) -> None:
+        self.pair = _UnansweredPair()
+        self._nominated = {1: self.pair}
+        self.closed = asyncio.Event()
+
+    def build_request(self, pair: object, nominate: bool) -> object:
+        return object()
+
+    async def close(self) -> None:
+        self.closed.set()
+
+
+async def test_consent_holds_while_authenticated_media_arrives_and_expires_without_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 7675 with media as proof: a peer that answers no consent check keeps its session
+    while its SRTP authenticates, and loses it one timeout after the media stops."""
+    monkeypatch.setattr(compat, "CONSENT_INTERVAL_S", 0.02)
+    monkeypatch.setattr(compat, "CONSENT_TIMEOUT_S", 0.2)
+    connection = _SilentPeerConnection()
+    received = 0
+
+    def authenticated() -> int:
+        return received
+
+    task = asyncio.create_task(compat.query_consent(connection, authenticated))  # type: ignore[arg-type]
+    try:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.6  # three timeouts' worth of unanswered checks
+        while loop.time() < until:
+            received += 1
+            await asyncio.sleep(0.01)
+        assert not connection.closed.is_set()
+        assert connection.pair.checks > 10  # it kept asking all along
+        stopped = loop.time()
+        await asyncio.wait_for(connection.closed.wait(), 1.0)
+        assert 0.15 <= loop.time() - stopped < 0.4  # one timeout, within a check or two
+        await asyncio.wait_for(task, 1.0)
+    finally:
+        task.cancel()
+
+
+async def test_every_peer_connection_keeps_consent_by_media() -> None:
+    pc = compat.new_peer_connection(RTCConfiguration())
+    try:
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        dtls = pc.getTransceivers()[0].receiver.transport
+        assert dtls.transport._connection.query_consent.__name__ == "query_consent_or_media"
+        assert compat.authenticated_packets(dtls) == 0
+    finally:
+        await pc.close()

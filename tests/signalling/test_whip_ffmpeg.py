@@ -7,14 +7,25 @@ usual presets, OBS and hardware encoders send: the node forwards it untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import aioice.ice
 import av
 import pytest
 from ffmpeg_whip import HEIGHT, WIDTH, X264_BASELINE, X264_HIGH, FfmpegEncoder
 from server_process import FairwireServer
 from whep_player import watch
+
+from config import load_config
+from rooms import Role, RoomKind
+from rooms.model import Room
+from sfu import _aiortc_compat as compat
+from signalling.app import create_app
+from signalling.keys import SFU, STORE, TOKENS
 
 
 @pytest.mark.parametrize(("x264", "profile"), [(X264_BASELINE, "baseline"),
@@ -66,6 +77,44 @@ async def test_a_late_viewer_starts_on_the_next_keyframe_of_an_encoder_that_igno
         assert set(late.video_sizes) == set(early.video_sizes) == {(WIDTH, HEIGHT)}
     finally:
         encoder.join()
+
+
+async def test_an_ffmpeg_publisher_outlives_consent_freshness(
+    aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FFmpeg's WHIP muxer never answers consent checks once connected; its authenticated
+    media keeps the session (it was cut after ~35 s, six unanswered checks). The timeouts are
+    shortened (aioice's own too, which would cut it in 1.5 s) so that the encoder outlives
+    several of them in seconds. The node runs in this
+    process to shorten them; FFmpeg runs in another, since PyAV holds the GIL while it opens
+    the WHIP session over HTTP to this very event loop."""
+    monkeypatch.setattr(compat, "CONSENT_INTERVAL_S", 0.25)
+    monkeypatch.setattr(compat, "CONSENT_TIMEOUT_S", 1.5)
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.25)
+    app = create_app(load_config(environ={"FAIRWIRE_API_KEY": "k" * 20,
+                                          "FAIRWIRE_DATA_DIR": str(tmp_path / "data")}))
+    await app[STORE].create_room(Room(id="mixer", name="Mixer", kind=RoomKind.LIVESTREAM))
+    client = await aiohttp_client(app)
+    token = app[TOKENS].issue_link(room="mixer", identity="mixer-encoder", name="Mixer",
+                                   role=Role.EXHIBITOR).token
+    script = (
+        "import sys, pathlib, av; sys.path.insert(0, sys.argv[1]);"
+        "from ffmpeg_whip import FfmpegEncoder, X264_BASELINE;"
+        "av.logging.set_level(av.logging.ERROR);"
+        "e = FfmpegEncoder(sys.argv[2], sys.argv[3], pathlib.Path(sys.argv[4]),"
+        " dict(X264_BASELINE), seconds=6); e.start(); e.join()")
+    encoder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, str(Path(__file__).parent.parent),
+        str(client.make_url("/whip/mixer")), token, str(tmp_path),
+        stderr=asyncio.subprocess.PIPE)
+    published = []
+    while encoder.returncode is None:
+        published.append(app[SFU].stats()["publications"])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(encoder.wait(), 0.5)
+    _, errors = await encoder.communicate()
+    assert encoder.returncode == 0, errors.decode(errors="replace")
+    assert published.count(2) >= 8, published  # video and audio, through three timeouts
 
 
 @pytest.fixture(autouse=True)
