@@ -552,29 +552,30 @@ class Subscriber:
     async def answer(self, offer_sdp: str) -> str:
         async with self._negotiating:
             await _set_remote(self.pc, offer_sdp, "offer")
-            available = [p for p in self.room.publications if self.wants(p)]
+            available = self._wanted()
             # The player's m-sections that accept media. (Not receiver.track: aiortc makes
             # one only for m-sections the remote *sends* on, never for a recvonly player.)
             receiving = {m.rtp.muxId for m in SessionDescription.parse(offer_sdp).media
                          if m.direction in ("recvonly", "sendrecv")}
             for transceiver in self.pc.getTransceivers():
-                publication = next((p for p in available if p.kind == transceiver.kind), None)
-                if publication is None or transceiver.mid not in receiving:
+                feed = next((f for f in available if f.kind == transceiver.kind), None)
+                if feed is None or transceiver.mid not in receiving:
                     transceiver.direction = "inactive"
                     continue
-                if not compat.keep_codec(transceiver, publication.format):
+                codec_format = feed.format
+                assert codec_format is not None, "only feeds with a codec are wanted"
+                if not compat.keep_codec(transceiver, codec_format):
                     raise SdpError(
-                        f"the offer does not accept {publication.format}, "
-                        f"the codec this {publication.kind} track is published in"
+                        f"the offer does not accept {codec_format}, "
+                        f"the codec this {feed.kind} track is published in"
                     )
-                available.remove(publication)
-                track = compat.IdleTrack(publication.kind, publication.id)
+                available.remove(feed)
+                track = compat.IdleTrack(feed.kind, feed.id)
                 transceiver.sender.replaceTrack(track)
-                compat.set_sender_ssrcs(transceiver, publication.outbound_ssrc,
-                                        publication.outbound_rtx_ssrc)
-                compat.set_stream_id(transceiver.sender, publication.identity)
+                compat.set_sender_ssrcs(transceiver, feed.outbound_ssrc, feed.outbound_rtx_ssrc)
+                compat.set_stream_id(transceiver.sender, feed.stream_id)
                 transceiver.direction = "sendonly"
-                self.bindings[publication] = Binding(publication, transceiver, track)
+                self.bindings[feed] = Binding(feed, transceiver, track)
             if not self.bindings:
                 raise SdpError("nothing to play: no published track matches this offer")
             answer = await self.pc.createAnswer()

@@ -22,8 +22,12 @@ every ``/whip/`` and ``/whep/`` response, and closes every session at shutdown.
 - One WHIP session per identity and room: a new POST replaces the old session (an encoder that
   reconnects after a network drop must not be locked out until consent freshness expires the
   old one). The tracks move to the new connection, so WHEP viewers keep one stream.
-- A WHEP session ends when every track it plays is unpublished (WHEP has no server-initiated
-  renegotiation); a WHEP POST while nothing matching is published -> ``409 no_publication``.
+- In a livestream a WHEP player gets the room's program (one video and one audio track that
+  follow the studio's switches, see :mod:`signalling.program`) unless ``?publisher=`` names
+  whose tracks it wants; in a meeting, everyone's publications (or that publisher's).
+- A WHEP session of publications ends when every track it plays is unpublished (WHEP has no
+  server-initiated renegotiation); a program session stays while its sources come and go. A
+  WHEP POST while nothing matching is published (or on air) -> ``409 no_publication``.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ from typing import Literal
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from rooms import Grant, RoomNotFoundError, RoomStatus, ValidationError
-from rooms.model import check_identity
+from rooms import Grant, RoomKind, RoomNotFoundError, RoomStatus, ValidationError
+from rooms.model import Room, check_identity
 from sfu.sessions import Publisher, SdpError, Selection, Subscriber
 from signalling.auth import Claims, ForbiddenError, bearer_token, require_grant
 from signalling.credentials import SessionCredentials
@@ -166,7 +170,8 @@ async def _authenticate(request: web.Request, room_id: str) -> Claims:
     return claims
 
 
-async def _open_room(request: web.Request, claims: Claims, grant: Grant) -> frozenset[Grant]:
+async def _open_room(request: web.Request, claims: Claims, grant: Grant
+                     ) -> tuple[Room, frozenset[Grant]]:
     """The room must exist and not have ended; the caller's grants in it must hold ``grant``
     (in a livestream only its hosts, owner and people on stage publish)."""
     store = request.app[STORE]
@@ -178,7 +183,7 @@ async def _open_room(request: web.Request, claims: Claims, grant: Grant) -> froz
     stage = (await store.stage_states(room.id)).get(claims.identity)
     grants = request.app[REALTIME].grants_in(room, claims, stage)
     require_grant(grants, grant)
-    return grants
+    return room, grants
 
 
 async def _read_body(request: web.Request, content_type: str) -> str:
@@ -237,7 +242,7 @@ async def whip_publish(request: web.Request) -> web.Response:
     """RFC 9725 §4.2: the encoder's offer in, our answer and the session URL out."""
     room_id = request.match_info["room"]
     claims = await _authenticate(request, room_id)
-    grants = await _open_room(request, claims, Grant.PUBLISH)
+    _, grants = await _open_room(request, claims, Grant.PUBLISH)
     offer = await _read_body(request, SDP)
     app = request.app
     sessions, sfu, media = app[WHIP_SESSIONS], app[SFU], app[MEDIA]
@@ -288,22 +293,28 @@ async def whep_play(request: web.Request) -> web.Response:
     """draft-ietf-wish-whep: the player's offer in, our answer and the session URL out."""
     room_id = request.match_info["room"]
     claims = await _authenticate(request, room_id)
-    await _open_room(request, claims, Grant.SUBSCRIBE)
+    room, _ = await _open_room(request, claims, Grant.SUBSCRIBE)
     publisher_identity = request.query.get("publisher") or None
     if publisher_identity is not None:
         try:
             publisher_identity = check_identity(publisher_identity)
         except ValidationError:
             raise ValidationError("publisher", "not a valid identity") from None
+    # A livestream's players watch its program (what the studio puts on air, following its
+    # switches), unless they ask for one publisher's tracks.
+    program = room.kind == RoomKind.LIVESTREAM and publisher_identity is None
     offer = await _read_body(request, SDP)
     app = request.app
     sessions, sfu = app[WHIP_SESSIONS], app[SFU]
     existing = sfu.rooms.get(room_id)
-    if existing is None or not any(
-        p.identity != claims.identity
-        and (publisher_identity is None or p.identity == publisher_identity)
-        for p in existing.publications
-    ):
+    if program:
+        on_air = existing is not None and any(existing.program.to_dict().values())
+    else:
+        on_air = existing is not None and any(
+            p.identity != claims.identity
+            and (publisher_identity is None or p.identity == publisher_identity)
+            for p in existing.publications)
+    if not on_air:
         who = f" by {publisher_identity!r}" if publisher_identity else ""
         raise ApiError(409, f"nothing is published{who} in room {room_id!r} yet: "
                        "retry when the stream has started", "no_publication")
@@ -316,15 +327,16 @@ async def whep_play(request: web.Request) -> web.Response:
     async def publications_changed(subscriber: Subscriber) -> None:
         # WHEP cannot renegotiate: once every track this session plays is gone, end it so
         # that the player sees the stream end (RTCP BYE, DTLS close) and can POST again.
-        if subscriber.bindings and not any(
+        # The program's tracks outlive their sources: a program player stays on.
+        if not program and subscriber.bindings and not any(
             p in subscriber.room.publications for p in subscriber.bindings
         ):
             await subscriber.close()
 
     subscriber = sfu.room(room_id).subscriber(
         claims.identity, on_closed=closed,
-        selection=Selection(identities=None if publisher_identity is None
-                            else frozenset({publisher_identity})),
+        selection=Selection(program=True) if program else Selection(
+            identities=None if publisher_identity is None else frozenset({publisher_identity})),
         on_negotiation_needed=publications_changed,
     )
     try:

@@ -143,9 +143,11 @@ async def test_whip_to_whep_forwards_decodable_video_and_delete_frees_everything
     assert present is not None and present.session_id == f"whip:{location.rsplit('/', 1)[1]}"
     assert {t.kind for t in present.tracks} == {"audio", "video"}
 
-    _, whep, tracks = await play(client, pcs, token(client, "buyer-1", Role.VISITOR))
+    _, whep, tracks = await play(client, pcs, token(client, "buyer-1", Role.VISITOR),
+                                 "?publisher=factory-cam")
     assert whep.status == 201, await whep.text()
     assert_created(whep, "whep")
+    assert "a=msid:factory-cam " in await whep.text()
     assert set(tracks) == {"audio", "video"}
     video = tracks["video"]
     for _ in range(5):
@@ -385,6 +387,83 @@ async def test_cors_preflight_and_ice_servers_on_options(
     assert error.status == 401
     assert error.headers["Access-Control-Allow-Origin"] == "https://booth.example"
     assert (await client.get("/whip/booth")).status == 204  # RFC 9725 §4.1
+
+
+class ShadeTrack(VideoStreamTrack):
+    """aiortc's test video in one shade of grey: which source a viewer sees is visible."""
+
+    def __init__(self, luma: int) -> None:
+        super().__init__()
+        self.luma = luma
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame(320, 240, "yuv420p")
+        for plane, value in zip(frame.planes, (self.luma, 128, 128), strict=True):
+            plane.update(bytes([value]) * plane.buffer_size)
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+def luma(frame: VideoFrame) -> int:
+    """The mean luma of the picture's middle row (no line padding in it)."""
+    plane = frame.planes[0]
+    middle = bytes(plane)[plane.line_size * (frame.height // 2):][:frame.width]
+    return sum(middle) // len(middle)
+
+
+async def test_a_whep_player_of_a_livestream_follows_its_program(
+    client: TestClient[Any, Any], pcs: list[RTCPeerConnection]
+) -> None:
+    """A player (OBS, ffplay, a CDN's ingest) watches what the studio puts on air: one video
+    and one audio track across program switches, and through a source leaving and another
+    taking over; it never needs a new offer."""
+    sources = {}
+    for identity, shade in (("camera", 40), ("line", 200)):
+        pc = RTCPeerConnection()
+        pcs.append(pc)
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        pc.addTransceiver(ShadeTrack(shade), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        response = await client.post("/whip/booth", data=pc.localDescription.sdp.encode(),
+                                     headers=SDP | token(client, identity))
+        assert response.status == 201, await response.text()
+        await pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
+        sources[identity] = response.headers["Location"]
+    room = client.app[SFU].rooms["booth"]
+    line_video = next(p for p in room.publications if p.identity == "line" and p.kind == "video")
+    camera_video = next(p for p in room.publications
+                        if p.identity == "camera" and p.kind == "video")
+    assert room.program.to_dict()["video"] == camera_video.id  # the first source went on air
+
+    _, whep, tracks = await play(client, pcs, token(client, "buyer-1", Role.VISITOR))
+    assert whep.status == 201, await whep.text()
+    answer = await whep.text()
+    assert answer.count("a=msid:program ") == 2 and "msid:camera" not in answer
+    video = tracks["video"]
+
+    async def shade_within(low: int, high: int) -> None:
+        for _ in range(200):
+            frame = await asyncio.wait_for(video.recv(), 10)
+            if low <= luma(frame) <= high:
+                return
+        raise AssertionError(f"the player never showed a shade in {low}..{high}: {luma(frame)}")
+
+    await shade_within(20, 60)  # the camera
+    await room.program.choose(video=line_video.id)
+    await shade_within(180, 220)  # the production line, on the same track
+    await room.program.choose(video=camera_video.id)
+    await shade_within(20, 60)
+
+    # The camera leaves: its video goes silent on the program, the player stays connected;
+    # choosing the line puts it back on air for the same player.
+    gone = await client.delete(sources["camera"], headers=token(client, "camera"))
+    assert gone.status == 200
+    assert room.program.to_dict()["video"] is None
+    assert stats(client)["subscribers"] == 1
+    await room.program.choose(video=line_video.id)
+    await shade_within(180, 220)
+    assert stats(client)["subscribers"] == 1
 
 
 async def test_whep_before_anything_is_published(
