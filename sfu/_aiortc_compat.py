@@ -718,6 +718,15 @@ def keep_first_codec(pc: RTCPeerConnection, transceiver: RTCRtpTransceiver
     return _restrict(transceiver, primary)
 
 
+def keep_payload_type(transceiver: RTCRtpTransceiver, payload_type: int) -> bool:
+    """A renegotiation's answer for a track already received: only the codec it was
+    negotiated with (aiortc recomputes every m-section's codecs from the new offer, and its
+    own payload types for the extra H.264 formats can then clash with the offer's)."""
+    primary = next((c for c in getattr(transceiver, "_codecs", [])
+                    if not _is_rtx(c) and c.payloadType == payload_type), None)
+    return primary is not None and _restrict(transceiver, primary) is not None
+
+
 def can_forward(kind: str, codec: RTCRtpCodecParameters) -> bool:
     """Whether an offered codec is one this node negotiates (after
     :func:`register_forwarded_codecs`), as aiortc decides it."""

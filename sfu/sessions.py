@@ -238,6 +238,11 @@ class Publication:
     def sender_report_timing(self) -> SenderReportTranslator | None:
         return self.stream.sender_reports
 
+    @property
+    def payload_type(self) -> int:
+        """The payload type the publisher sends this track with."""
+        return self._payload_type
+
     def bind(self, receiver: RTCRtpReceiver, payload_type: int, rtx_payload_type: int | None
              ) -> None:
         """Take packets from ``receiver`` (a new one after an ICE restart re-publish)."""
@@ -339,7 +344,12 @@ class Publisher:
 
     async def answer(self, offer_sdp: str, sources: list[str] | None = None,
                      replacing: Publisher | None = None) -> str:
-        """Apply the publisher's offer and return our answer (complete with candidates)."""
+        """Apply the publisher's offer and return our answer (complete with candidates).
+
+        A later offer on the same connection (renegotiation: a screen share added or
+        stopped) publishes the m-sections it adds and unpublishes those it no longer sends
+        on. ``sources`` name the offer's m-sections in order (camera, screen, ...).
+        """
         pc = self.pc
         try:
             await _set_remote(pc, offer_sdp, "offer")
@@ -350,21 +360,31 @@ class Publisher:
                     f"no codec of the offer can be forwarded ({unsupported}); this server "
                     f"takes {FORWARDED_CODECS}") from None
             raise exc from None
+        media = SessionDescription.parse(offer_sdp).media
+        mids = [m.rtp.muxId for m in media]
+        sending = {m.rtp.muxId for m in media if m.direction in ("sendonly", "sendrecv")}
+        stopped = [t for t in self.publications if t.mid not in sending]
+        for transceiver, published in self.publications.items():
+            if transceiver not in stopped and not compat.keep_payload_type(
+                    transceiver, published.payload_type):
+                raise SdpError(f"the offer changes the codec of the {published.kind} track "
+                               f"it sends ({published.format}): unpublish first")
         new: list[Publication] = []
         reusable = list(replacing.publications.values()) if replacing else []
-        index = 0
         for transceiver in pc.getTransceivers():
             if transceiver in self.publications or transceiver.receiver.track is None:
                 continue
             if transceiver.direction not in ("recvonly", "sendrecv"):
                 continue
+            if transceiver.mid not in sending:
+                continue
             negotiated = compat.keep_first_codec(pc, transceiver)
             if negotiated is None:
                 continue
             transceiver.direction = "recvonly"
+            index = mids.index(transceiver.mid)
             source = (sources[index] if sources and index < len(sources)
                       else "microphone" if transceiver.kind == "audio" else "camera")
-            index += 1
             publication = next(
                 (p for p in reusable if p.kind == transceiver.kind
                  and p.format == negotiated.format),
@@ -387,13 +407,17 @@ class Publisher:
             publication.bind(transceiver.receiver, negotiated.payload_type,
                              negotiated.rtx_payload_type)
             self.publications[transceiver] = publication
-        if not self.publications:
+        if not any(t not in stopped for t in self.publications):
             raise SdpError("the offer sends no audio or video that this server can receive")
         try:
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except Exception as exc:
             raise SdpError(f"cannot answer this offer: {exc}") from None
+        for transceiver in stopped:
+            publication = self.publications.pop(transceiver)
+            await self.room.remove_publication(publication)
+            publication.close()
         if replacing is not None:
             await replacing.close()  # unpublishes the tracks this offer did not take over
         for publication in new:

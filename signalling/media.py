@@ -2,7 +2,8 @@
 
 Events (client -> server, each answered through the acknowledgement; see docs/socketio.md):
 
-- ``publish`` ``{type: "offer", sdp, sources?: [..]}`` -> ``{type: "answer", sdp}``
+- ``publish`` ``{type: "offer", sdp, sources?: [..]}`` -> ``{type: "answer", sdp}``;
+  ``publish-update`` (same body, while publishing) renegotiates that connection
 - ``unpublish`` ``{}`` -> ``{}``
 - ``set-muted`` ``{kind: "audio" | "video", muted}`` -> ``{}``: the publisher turned its camera
   or microphone off (or on again); its tracks of that kind say ``muted`` to everyone
@@ -110,6 +111,7 @@ class MediaSignalling:
         self.store = store
         self.sfu = sfu
         realtime.on("publish", self._publish, grant=Grant.PUBLISH, joined=True)
+        realtime.on("publish-update", self._publish_update, grant=Grant.PUBLISH, joined=True)
         realtime.on("unpublish", self._unpublish, grant=Grant.PUBLISH, joined=True)
         realtime.on("set-muted", self._set_muted, grant=Grant.PUBLISH, joined=True)
         realtime.on("subscribe", self._subscribe, grant=Grant.SUBSCRIBE, joined=True)
@@ -198,6 +200,20 @@ class MediaSignalling:
                 await replacing.close()
             raise ApiError(400, str(exc), "invalid_sdp") from None
         connection.data["publisher"] = publisher
+        return {"type": "answer", "sdp": answer}
+
+    async def _publish_update(self, connection: Connection, data: Any) -> dict[str, Any]:
+        """A new offer on the publishing connection: tracks added (a screen share) or no
+        longer sent are published or unpublished; the others flow on untouched."""
+        offer = _sdp_from(data, "offer")
+        sources = _sources_from(data)
+        publisher: Publisher | None = connection.data.get("publisher")
+        if publisher is None:
+            raise ApiError(409, "publish first", "not_publishing")
+        try:
+            answer = await publisher.answer(offer, sources)
+        except SdpError as exc:
+            raise ApiError(400, str(exc), "invalid_sdp") from None
         return {"type": "answer", "sdp": answer}
 
     async def _unpublish(self, connection: Connection, data: Any) -> dict[str, Any]:

@@ -653,6 +653,21 @@
     const pick = onAir || others.find((x) => x.track.source === "encoder") || others[0];
     return pick ? { codec: pick.track.codec, profile: pick.track.profile || "" } : null;
   };
+  // A shared screen that stops while on air hands the picture back to the camera, not to
+  // black: the switch comes first, so viewers see no gap.
+  fairwire.hooks.screenStopping = async () => {
+    if (!program || !isModerator()) return;
+    const mine = allTracks().filter(({ participant: p }) => p.identity === myIdentity());
+    const screen = mine.find((x) => x.track.source === "screen" && x.track.id === program.video);
+    const camera = mine.find((x) => x.track.source === "camera" && x.track.kind === "video");
+    if (!screen || !camera) return;
+    try {
+      const ack = await act("program-set", { video: camera.track.id });
+      if (ack && ack.program && typeof ack.program === "object") program = ack.program;
+    } catch (_) {
+      /* the screen goes, the program's video is silent: the studio picks another */
+    }
+  };
   fairwire.hooks.streamOwner = (streamId) => {
     if (streamId !== "program") return streamId;
     if (!program || !program.video) return null; // nothing on air: no black tile

@@ -57,9 +57,15 @@
  * Room badge: live and on air (someone publishes, or did a moment ago: room.on_air) -> LIVE;
  *   live otherwise -> "Starting soon"; scheduled -> its start time; ended -> Ended.
  * Media over the same socket:
+ *   preview:   "Check camera and microphone" opens them before going live: one's own tile
+ *              (seen only here), a choice of devices and the microphone's level; "Go live"
+ *              then sends the same tracks. A device chosen while live replaces its track.
  *   publish:   getUserMedia -> sendonly transceivers -> offer (ICE gathered, max 2 s)
- *              -> emit "publish" {type:"offer", sdp} -> ack {type:"answer", sdp}
+ *              -> emit "publish" {type:"offer", sdp, sources} -> ack {type:"answer", sdp}
  *              "unpublish" stops it. While publishing, one's own camera is a tile on the stage.
+ *   screen:    in a livestream, "Share screen" adds the screen to the publishing connection
+ *              ("publish-update" with sources [..., "screen"]): one more program source;
+ *              stopping it (here or in the browser's bar) sends it inactive.
  *   subscribe: emit "subscribe" {} -> ack {type:"offer", sdp} -> answer (ICE gathered, max 2 s)
  *              -> emit "subscribe-answer" {type:"answer", sdp}; server-sent "subscriber-offer"
  *              renegotiates the same way, one negotiation at a time.
@@ -69,7 +75,7 @@
  *
  * For tests: window.fairwire = {state, participants, seq, audience, error, self, room, stage
  * ({identity: "invited" | "on"}), credential (the token the page would use now), guest,
- * publisherPc, subscriberPc, publishing, catchUps (the last joins/syncs: {via, since, seq,
+ * publisherPc, subscriberPc, publishing, previewing, sharingScreen, micLevel, catchUps (the last joins/syncs: {via, since, seq,
  * snapshot, events}), viewerPageSize (audience-list's limit), socket, applyEvent,
  * _dropConnectionFor(ms)}.
  *
@@ -81,7 +87,8 @@
  *     subscription() -> the "subscribe" payload ({} when unset); videoCodec() -> {codec:
  *     "H264" | "VP8", profile?} to publish the camera in, or null; streamOwner(streamId) -> the
  *     identity whose name and track state the tile of that stream shows, and its
- *     data-identity (default: the stream id); null hides the tile (a program off air).
+ *     data-identity (default: the stream id); null hides the tile (a program off air);
+ *     screenStopping() -> Promise, awaited before a shared screen is unpublished.
  *   "fairwire:catch-up" {via: "join" | "sync", since, ack}: a join or sync answered, before
  *     its events are applied (a join's ack carries the features' own snapshots).
  *   "fairwire:room-event" {event}: each room event once, in seq order, as it is applied
@@ -143,7 +150,14 @@
     publisherPc: null,
     subscriberPc: null,
     publishing: false,
-    hooks: { subscription: null, videoCodec: null, streamOwner: null }, // set by other scripts
+    micLevel: 0, // the microphone's peak level (0..1) while it is on
+    get previewing() {
+      return previewing;
+    },
+    get sharingScreen() {
+      return !!screenTrack;
+    },
+    hooks: { subscription: null, videoCodec: null, streamOwner: null, screenStopping: null }, // set by other scripts
   });
 
   /** Tell the page's other scripts (live.js) what happened: a DOM event on document. */
@@ -162,6 +176,15 @@
   let socket = null;
   let iceServers = [];
   let localStream = null;
+  // The camera and microphone on and seen only here, before going live (the studio's check).
+  let previewing = false;
+  let previewBusy = false;
+  const chosenDevice = { audio: "", video: "" }; // deviceId picked in the device lists
+  let levelMeter = null; // {context, timer}: the microphone's level while it is on
+  // A shared screen: one more track on the publishing connection, a source of its own.
+  let screenTrack = null;
+  let screenTransceiver = null; // kept after sharing stops: the next share reuses its m-line
+  let screenBusy = false;
   let mediaNotice = null; // {key, params}
   let publishError = null; // {key, params}
   let connectionNotice = null; // {key, params}
@@ -1270,6 +1293,20 @@
     const goLive = $("go-live");
     goLive.hidden = live || !canPublish;
     $("go-live-label").textContent = goLive.disabled ? t("room.startingLive") : t("room.goLive");
+    const preview = $("preview");
+    preview.hidden = live || previewing || !canPublish;
+    preview.disabled = previewBusy;
+    preview.textContent = previewBusy ? t("room.previewStarting") : t("room.previewOpen");
+    $("close-preview").hidden = live || !previewing;
+    $("close-preview").textContent = t("room.previewClose");
+    const share = $("share-screen");
+    share.hidden = !live || !isLivestream() || !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+    share.disabled = screenBusy;
+    share.textContent = screenTrack ? t("room.screenStop") : t("room.screenShare");
+    share.setAttribute("aria-pressed", String(!!screenTrack));
+    const devices = $("media-devices");
+    devices.hidden = !(live || previewing) || !localStream;
+    $("camera-select").disabled = !localStream || localStream.getVideoTracks().length === 0;
     $("stop").textContent = t("room.stop");
     $("stop").hidden = !live;
     $("step-down").hidden = !onStage;
@@ -1278,7 +1315,7 @@
     $("end-live").textContent = t("room.endLive");
     const mic = $("toggle-mic");
     const cam = $("toggle-cam");
-    mic.hidden = cam.hidden = !live;
+    mic.hidden = cam.hidden = !live && !previewing;
     const micOn = !wantMuted.audio;
     const camOn = !wantMuted.video;
     mic.textContent = micOn ? t("room.micOn") : t("room.micOff");
@@ -1377,7 +1414,10 @@
     if (!selfTile) return;
     const name = (fairwire.self && fairwire.self.name) || "";
     selfTile.label.textContent = name ? t("room.youName", { name }) : t("room.youAlone");
-    selfTile.badge.textContent = t("room.youAreLive");
+    const live = fairwire.publishing;
+    selfTile.badge.textContent = live ? t("room.youAreLive") : t("room.previewOnlyYou");
+    selfTile.badge.className = "badge tile-badge " + (live ? "badge-live" : "badge-preview");
+    selfTile.tile.dataset.preview = String(!live);
     paintTile(selfTile, name || t("room.youAlone"), {
       publishing: true,
       hasVideo: localStream ? localStream.getVideoTracks().length > 0 : false,
@@ -1441,6 +1481,33 @@
     });
   }
 
+  function mediaConstraints(kind) {
+    const video = { width: 1280, height: 720 };
+    if (chosenDevice.video) video.deviceId = { exact: chosenDevice.video };
+    const audio = chosenDevice.audio ? { deviceId: { exact: chosenDevice.audio } } : true;
+    if (kind === "audio") return { audio };
+    if (kind === "video") return { video };
+    return { audio, video };
+  }
+
+  function mediaError(err) {
+    const name = err && err.name;
+    if (name === "NotAllowedError" || name === "SecurityError") return { key: "error.media_denied" };
+    if (name === "NotFoundError" || name === "OverconstrainedError") return { key: "error.media_missing" };
+    return { key: "error.media_failed", params: { message: messageOf(err) } };
+  }
+
+  /** The camera and microphone, once: the preview's, or new ones. */
+  async function acquireMedia() {
+    if (localStream) return;
+    localStream = await navigator.mediaDevices.getUserMedia(mediaConstraints());
+    // What the person turned off stays off when the broadcast starts again.
+    for (const track of localStream.getAudioTracks()) track.enabled = !wantMuted.audio;
+    for (const track of localStream.getVideoTracks()) track.enabled = !wantMuted.video;
+    startLevelMeter();
+    listDevices();
+  }
+
   async function goLive() {
     if (fairwire.publishing || $("go-live").disabled || !hasGrant("publish")) return;
     publishError = null;
@@ -1448,26 +1515,202 @@
     $("go-live").disabled = true;
     renderMedia();
     try {
-      localStream = await navigator.mediaDevices.getUserMedia({
-        audio: true,
-        video: { width: 1280, height: 720 },
-      });
-      // What the person turned off stays off when the broadcast starts again.
-      for (const track of localStream.getAudioTracks()) track.enabled = !wantMuted.audio;
-      for (const track of localStream.getVideoTracks()) track.enabled = !wantMuted.video;
+      await acquireMedia();
       await negotiatePublisher("publish");
       fairwire.publishing = true;
+      previewing = false;
       wantLive = true;
       showSelfTile();
       for (const kind of ["audio", "video"]) if (wantMuted[kind]) sendMuted(kind, true);
     } catch (err) {
       stopPublishing(false);
-      const name = err && err.name;
-      if (name === "NotAllowedError" || name === "SecurityError") publishError = { key: "error.media_denied" };
-      else if (name === "NotFoundError" || name === "OverconstrainedError") publishError = { key: "error.media_missing" };
-      else publishError = { key: "error.media_failed", params: { message: messageOf(err) } };
+      publishError = mediaError(err);
     } finally {
       $("go-live").disabled = false;
+      render();
+    }
+  }
+
+  /** The studio's check before going live: one's camera and microphone, seen only here. */
+  async function openPreview() {
+    if (previewing || previewBusy || fairwire.publishing || !hasGrant("publish")) return;
+    publishError = null;
+    previewBusy = true;
+    renderMedia();
+    try {
+      await acquireMedia();
+      previewing = true;
+      showSelfTile();
+    } catch (err) {
+      closePreview();
+      publishError = mediaError(err);
+    } finally {
+      previewBusy = false;
+      render();
+    }
+  }
+
+  function closePreview() {
+    previewing = false;
+    if (!fairwire.publishing) releaseMedia();
+    render();
+  }
+
+  function releaseMedia() {
+    stopLevelMeter();
+    if (localStream) localStream.getTracks().forEach((track) => track.stop());
+    localStream = null;
+    removeSelfTile();
+  }
+
+  /** The cameras and microphones to choose from (their names come with the permission). */
+  async function listDevices() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return;
+    let devices = [];
+    try {
+      devices = await navigator.mediaDevices.enumerateDevices();
+    } catch (_) {
+      return;
+    }
+    for (const [kind, id, deviceKind] of [["video", "camera-select", "videoinput"], ["audio", "mic-select", "audioinput"]]) {
+      const select = $(id);
+      const inUse = localStream && (kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks())[0];
+      const current = chosenDevice[kind] || (inUse && inUse.getSettings ? inUse.getSettings().deviceId || "" : "");
+      const options = devices.filter((d) => d.kind === deviceKind && d.deviceId).map((d, index) => {
+        const option = el("option", "", d.label || t(kind === "audio" ? "room.micNumber" : "room.cameraNumber", { n: index + 1 }));
+        option.value = d.deviceId;
+        option.selected = d.deviceId === current;
+        return option;
+      });
+      select.replaceChildren(...options);
+    }
+    renderMedia();
+  }
+
+  /** Another camera or microphone: it replaces the track in place, live or not (no renegotiation). */
+  async function chooseDevice(kind, deviceId) {
+    chosenDevice[kind] = deviceId;
+    if (!localStream) return;
+    publishError = null;
+    try {
+      const fresh = await navigator.mediaDevices.getUserMedia(mediaConstraints(kind));
+      const track = (kind === "audio" ? fresh.getAudioTracks() : fresh.getVideoTracks())[0];
+      track.enabled = !wantMuted[kind];
+      const old = (kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks())[0];
+      const pc = fairwire.publisherPc;
+      const sender = pc && old ? pc.getSenders().find((x) => x.track === old) : null;
+      if (sender) await sender.replaceTrack(track);
+      if (old) {
+        localStream.removeTrack(old);
+        old.stop();
+      }
+      localStream.addTrack(track);
+      if (kind === "audio") startLevelMeter();
+      if (selfTile) selfTile.video.srcObject = localStream;
+    } catch (err) {
+      publishError = mediaError(err);
+    }
+    render();
+  }
+
+  /** The microphone's peak level, ten times a second: the person sees that it hears them. */
+  function startLevelMeter() {
+    stopLevelMeter();
+    const track = localStream && localStream.getAudioTracks()[0];
+    const Context = window.AudioContext || window.webkitAudioContext;
+    if (!track || !Context) return;
+    const context = new Context();
+    context.resume().catch(() => {});
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 1024;
+    context.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    const timer = window.setInterval(() => {
+      analyser.getFloatTimeDomainData(samples);
+      let peak = 0;
+      for (const sample of samples) peak = Math.max(peak, Math.abs(sample));
+      const level = wantMuted.audio ? 0 : Math.min(1, peak);
+      fairwire.micLevel = level;
+      $("mic-level").value = level;
+    }, 100);
+    levelMeter = { context, timer };
+  }
+
+  function stopLevelMeter() {
+    if (!levelMeter) return;
+    window.clearInterval(levelMeter.timer);
+    levelMeter.context.close().catch(() => {});
+    levelMeter = null;
+    fairwire.micLevel = 0;
+  }
+
+  // -- screen share -------------------------------------------------------------------------
+
+  /** What each m-section of the publishing connection carries, in order (the server's names). */
+  function publisherSources(pc) {
+    return pc.getTransceivers().map((x) => (x === screenTransceiver ? "screen"
+      : x.receiver.track.kind === "audio" ? "microphone" : "camera"));
+  }
+
+  async function updatePublisher() {
+    const pc = fairwire.publisherPc;
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await request("publish-update", { type: "offer", sdp: pc.localDescription.sdp, sources: publisherSources(pc) });
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  }
+
+  /** The screen (or a window) as one more source of the live, next to the camera. */
+  async function shareScreen() {
+    if (screenTrack || screenBusy || !fairwire.publishing || !fairwire.publisherPc) return;
+    screenBusy = true;
+    publishError = null;
+    renderMedia();
+    try {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: 15 }, audio: false });
+      screenTrack = stream.getVideoTracks()[0];
+      screenTrack.contentHint = "detail"; // slides and drawings: sharp text over smooth motion
+      const track = screenTrack;
+      track.addEventListener("ended", () => {
+        if (screenTrack === track) stopScreen(); // "Stop sharing" in the browser's own bar
+      });
+      const pc = fairwire.publisherPc;
+      if (screenTransceiver && pc.getTransceivers().includes(screenTransceiver)) {
+        await screenTransceiver.sender.replaceTrack(track);
+        screenTransceiver.direction = "sendonly";
+      } else {
+        screenTransceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
+        preferVideoCodec(screenTransceiver);
+      }
+      await updatePublisher();
+    } catch (err) {
+      // Cancelling the browser's picker is a choice, not an error.
+      if (!err || err.name !== "NotAllowedError") publishError = { key: "error.screen_failed", params: { message: messageOf(err) } };
+      if (screenTrack) screenTrack.stop();
+      screenTrack = null;
+    } finally {
+      screenBusy = false;
+      render();
+    }
+  }
+
+  async function stopScreen() {
+    if (!screenTrack || screenBusy) return;
+    screenBusy = true;
+    const track = screenTrack;
+    screenTrack = null;
+    renderMedia();
+    try {
+      if (fairwire.hooks.screenStopping) await fairwire.hooks.screenStopping();
+      if (screenTransceiver && fairwire.publisherPc) {
+        await screenTransceiver.sender.replaceTrack(null);
+        screenTransceiver.direction = "inactive";
+        await updatePublisher();
+      }
+    } catch (err) {
+      console.warn("fairwire: stop sharing: " + messageOf(err));
+    } finally {
+      track.stop();
+      screenBusy = false;
       render();
     }
   }
@@ -1481,12 +1724,18 @@
       const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [localStream] });
       if (track.kind === "video") preferVideoCodec(transceiver);
     }
+    // A new connection (ICE restart) carries the shared screen on as well.
+    screenTransceiver = null;
+    if (screenTrack) {
+      screenTransceiver = pc.addTransceiver(screenTrack, { direction: "sendonly", streams: [localStream] });
+      preferVideoCodec(screenTransceiver);
+    }
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed" && fairwire.publisherPc === pc) restartPublisher(pc);
     });
     await pc.setLocalDescription(await pc.createOffer());
     await waitForGathering(pc);
-    const payload = { type: "offer", sdp: pc.localDescription.sdp };
+    const payload = { type: "offer", sdp: pc.localDescription.sdp, sources: publisherSources(pc) };
     if (event === "restart-ice") payload.target = "publisher";
     const answer = await request(event, payload);
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
@@ -1552,10 +1801,12 @@
     }
     if (fairwire.publisherPc) fairwire.publisherPc.close();
     fairwire.publisherPc = null;
-    if (localStream) localStream.getTracks().forEach((track) => track.stop());
-    localStream = null;
+    if (screenTrack) screenTrack.stop();
+    screenTrack = null;
+    screenTransceiver = null;
+    previewing = false;
     fairwire.publishing = false;
-    removeSelfTile();
+    releaseMedia();
   }
 
   function sendMuted(kind, muted) {
@@ -1871,6 +2122,11 @@
   // -- start ------------------------------------------------------------------------------
 
   $("go-live").addEventListener("click", goLive);
+  $("preview").addEventListener("click", openPreview);
+  $("close-preview").addEventListener("click", closePreview);
+  $("share-screen").addEventListener("click", () => (screenTrack ? stopScreen() : shareScreen()));
+  $("camera-select").addEventListener("change", (event) => chooseDevice("video", event.target.value));
+  $("mic-select").addEventListener("change", (event) => chooseDevice("audio", event.target.value));
   $("stop").addEventListener("click", () => {
     wantLive = false;
     stopPublishing(true);

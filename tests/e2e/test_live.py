@@ -549,3 +549,76 @@ async def test_a_source_in_another_codec_is_refused_in_plain_words(
         await shot(studio, "studio-codec-mismatch-zh")
     finally:
         await asyncio.to_thread(encoder.join, 30)
+
+
+async def test_the_studio_previews_goes_live_and_shares_its_screen(
+    fairwire_server: FairwireServer, new_page: NewPage
+) -> None:
+    """Before going live the exhibitor checks camera and microphone, seen by nobody else;
+    "Go live" sends those very tracks. While live a shared screen is one more source: on air
+    and off again, the viewer decoding all along without a new offer, the camera back on air
+    when the sharing stops."""
+    server = fairwire_server
+    room = "booth-preview"
+    await server.create_room(id=room, name="Ningbo Pumps · Product tour", kind="livestream",
+                             status="scheduled", owner="ningbo-pumps",
+                             scheduled_start=int(time.time()) + 600)
+    studio = await open_room(new_page, server, room, "ningbo-pumps", "exhibitor", name="Li Wei")
+    viewer = await open_room(new_page, server, room, "anna-buyer", "buyer", name="Anna Schmidt")
+
+    await studio.get_by_role("button", name="Check camera and microphone").click()
+    own = studio.locator("#tiles .tile-self")
+    await expect(own.locator(".tile-badge")).to_have_text("Preview · only you see this")
+    await studio.wait_for_function("() => window.fairwire.micLevel > 0.01")  # it hears
+    for select in ("#camera-select", "#mic-select"):
+        assert await studio.locator(f"{select} option").count() >= 1
+    await expect(studio.get_by_role("button", name="Close preview")).to_be_visible()
+    await expect(studio.get_by_role("button", name="Share screen")).to_be_hidden()
+    assert await studio.evaluate("window.fairwire.publishing") is False
+    # Nobody else sees the preview: the room is still scheduled, the viewer's stage empty.
+    await asyncio.sleep(1.0)
+    assert await viewer.evaluate("window.fairwire.room.status") == "scheduled"
+    assert await viewer.locator("#tiles .tile").count() == 0
+    await shot(studio, "studio-preview-en")
+    await studio.get_by_role("button", name="中文").click()
+    await expect(own.locator(".tile-badge")).to_have_text("预览 · 仅你可见")
+    await shot(studio, "studio-preview-zh")
+    await studio.get_by_role("button", name="English").click()
+
+    previewed = await studio.evaluate(
+        "() => window.fairwire.publisherPc === null && document.querySelector("
+        "'#tiles .tile-self video').srcObject.getVideoTracks()[0].id")
+    await go_live(studio)
+    sent = await studio.evaluate(
+        "() => window.fairwire.publisherPc.getSenders().map((s) => s.track && s.track.id)")
+    assert previewed in sent  # the previewed camera went on air, not a second capture
+    await expect(own.locator(".tile-badge")).to_have_text("You are live")
+    await expect(viewer.locator("#room-status")).to_have_text("LIVE")
+    await decodes(viewer)
+    await viewer.evaluate(COUNT_OFFERS_JS)
+
+    await studio.get_by_role("button", name="Share screen").click()
+    sources = studio.locator("#sources")
+    screen = sources.locator("li[data-kind='video']").filter(has_text="Screen share")
+    await expect(screen).to_have_count(1, timeout=10_000)
+    await screen.get_by_role("button", name="Put on air").click()
+    await expect(screen.locator(".source-badge")).to_have_text("On air")
+    await viewer.wait_for_function(
+        "(id) => window.fairwireLive.program.video === id",
+        arg=await screen.get_attribute("data-track"))
+    # A still screen makes few frames (Chromium encodes what changes): a longer look.
+    await frames_grow(viewer, seconds=4.0)
+    await expect(studio.get_by_role("button", name="Stop sharing screen")).to_be_visible()
+    await shot(studio, "studio-screen-share-en")
+
+    await studio.get_by_role("button", name="Stop sharing screen").click()
+    await expect(screen).to_have_count(0, timeout=10_000)
+    camera = sources.locator("li[data-kind='video']").filter(has_text="Camera")
+    await expect(camera.locator(".source-badge")).to_have_text("On air")
+    await shows_camera(viewer, True)
+    await frames_grow(viewer)
+    assert await viewer.evaluate("window.__offers") == 0
+    # Sharing again reuses the connection's screen slot.
+    await studio.get_by_role("button", name="Share screen").click()
+    await expect(screen).to_have_count(1, timeout=10_000)
+    assert await studio.evaluate("window.fairwire.sharingScreen") is True

@@ -344,3 +344,63 @@ async def test_only_moderators_switch_and_only_in_livestreams(
     assert (await meeting_host.connect())["program"] is None
     reply = await meeting_host.sio.call("program-set", {"video": "x"})
     assert reply["error"]["code"] == "not_a_livestream"
+
+
+class ScreenTrack(VideoStreamTrack):
+    """A shared screen: aiortc's test picture at another size than the camera's."""
+
+    async def recv(self) -> Any:
+        frame = await super().recv()
+        return frame.reformat(width=SCREEN[0], height=SCREEN[1])
+
+
+SCREEN = (800, 448)
+
+
+async def test_a_screen_share_joins_the_live_connection_and_leaves_it(
+    booth: TestServer, people: list[Studio]
+) -> None:
+    """The studio adds a screen to its publishing connection (``publish-update``): it is a
+    source like any other, goes on air while the camera and microphone flow on, and when the
+    sharing stops it is unpublished and the program's video goes silent for the owner to
+    choose again. The viewer never gets a new offer."""
+    owner, viewer, ids = await on_air_with_viewer(booth, people)
+    offers = viewer.offers
+    pc = owner.sending
+    assert pc is not None
+    screen = pc.addTransceiver(ScreenTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await owner.sio.call("publish-update", {
+        "type": "offer", "sdp": pc.localDescription.sdp,
+        "sources": ["camera", "microphone", "screen"]})
+    assert "sdp" in reply, reply
+    await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+    shared = await until(lambda: next(
+        (data["track"] for event, data in owner.events if event == "track-published"
+         and data["track"]["source"] == "screen"), None))
+    assert owner.program_events()[-1]["video"] == ids["camera"]  # the camera stays on air
+    switched = await owner.sio.call("program-set", {"video": shared["id"]})
+    assert switched["program"] == {"video": shared["id"], "audio": ids["microphone"]}
+    await viewer.wait_size(SCREEN)
+    await viewer.wait_frames("audio", 10)
+
+    # Sharing stops: the m-section goes inactive, the screen is unpublished.
+    screen.direction = "inactive"
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await owner.sio.call("publish-update", {"type": "offer",
+                                                    "sdp": pc.localDescription.sdp})
+    assert "sdp" in reply, reply
+    await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+    await until(lambda: any(event == "track-unpublished" and data["track_id"] == shared["id"]
+                            for event, data in owner.events))
+    await until(lambda: viewer.program_events()[-1]["video"] is None)
+    back = await owner.sio.call("program-set", {"video": ids["camera"]})
+    assert back["program"]["video"] == ids["camera"]
+    await viewer.wait_size(CAMERA)
+    assert viewer.offers == offers
+
+    # Not publishing: nothing to update.
+    await owner.sio.call("unpublish", {})
+    refused = await owner.sio.call("publish-update", {"type": "offer",
+                                                      "sdp": pc.localDescription.sdp})
+    assert refused["error"]["code"] == "not_publishing", refused
