@@ -58,6 +58,8 @@ class Settings:
     guest_tokens_per_minute: int = 10
     # A live room whose publishers all left shows LIVE this much longer, then "starting soon".
     live_grace: int = 60
+    # Replay URLs (playback, HLS, thumbnail) carry a signature valid this long (seconds).
+    replay_url_ttl: int = 6 * 3600
     rate_limit_per_minute: int = 600
     cors_origins: tuple[str, ...] = ("*",)
     ice_servers: tuple[str, ...] = ()
@@ -124,6 +126,8 @@ def _coerce(name: str, raw: object) -> object:
         return _parse_int(setting, raw, 1, 1_000_000)
     if name == "live_grace":
         return _parse_int(setting, raw, 0, 24 * 3600)
+    if name == "replay_url_ttl":
+        return _parse_int(setting, raw, 60, 30 * 24 * 3600)
     if name == "rate_limit_per_minute":
         return _parse_int(setting, raw, 1, 1_000_000)
     if name == "event_log_max_events":

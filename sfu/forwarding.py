@@ -33,12 +33,15 @@ SendPacket = Callable[[bytearray], bool]
 
 
 class PacketObserver(Protocol):
-    """Something that consumes a published track's packets (the recorder, for one)."""
+    """Something that consumes a published track's packets (the recorder, for one), and its
+    publisher's sender reports (to place them on a wall clock, RFC 3550 §6.4.1)."""
 
     def on_packet(
         self, sequence_number: int, timestamp: int, marker: bool, payload: bytes,
         keyframe: bool, now_ms: int,
     ) -> None: ...
+
+    def on_sender_report(self, ntp: int, rtp_ts: int, now_ms: int) -> None: ...
 
 
 class DownTrack:
@@ -361,6 +364,12 @@ class SourceStream:
         if outbound in self._attached:
             self._attached = tuple(o for o in self._attached if o is not outbound)
             self._refan()
+
+    def on_sender_report(self, ntp: int, rtp_ts: int, now_ms: int) -> None:
+        """The publisher's sender report for this stream (64-bit NTP, RTP timestamp)."""
+        self.sender_reports.on_publisher_report(ntp, rtp_ts, now_ms)
+        for observer in self._observers:
+            observer.on_sender_report(ntp, rtp_ts, now_ms)
 
     def add_observer(self, observer: PacketObserver) -> None:
         self._observers = (*self._observers, observer)

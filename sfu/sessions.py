@@ -276,7 +276,7 @@ class Publication:
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp_timestamp: int) -> None:
         if ssrc == self.stream.ssrc:
-            self.stream.sender_reports.on_publisher_report(ntp, rtp_timestamp, monotonic_ms())
+            self.stream.on_sender_report(ntp, rtp_timestamp, monotonic_ms())
 
     def request_keyframe(self) -> None:
         """A subscriber needs a keyframe: PLI upstream now, or when the throttle allows."""

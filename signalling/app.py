@@ -13,7 +13,7 @@ from aiohttp import web
 from config import Settings
 from rooms import MemoryStore, Store
 from sfu.sessions import MediaSettings, Sfu
-from signalling import api, pages, whip
+from signalling import api, pages, recordings, whip
 from signalling.auth import TokenIssuer
 from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, Handler, error_middleware
@@ -123,6 +123,8 @@ def create_app(settings: Settings) -> web.Application:
     whip.setup(app)
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_loop_monitor_lifecycle)
+    # After the store's: recordings finish (and finalise) before the store and SFU close.
+    recordings.setup(app, sfu)
     return app
 
 

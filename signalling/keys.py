@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from signalling.live import Live
     from signalling.media import MediaSignalling
     from signalling.realtime import Realtime
+    from signalling.recordings import Recordings
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -33,3 +34,4 @@ REALTIME: web.AppKey[Realtime] = web.AppKey("realtime")
 SFU: web.AppKey[Sfu] = web.AppKey("sfu")
 MEDIA: web.AppKey[MediaSignalling] = web.AppKey("media")
 LIVE: web.AppKey[Live] = web.AppKey("live")
+RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")

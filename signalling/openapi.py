@@ -138,6 +138,23 @@ def openapi_document() -> dict[str, Any]:
     room_id_parameter = {"name": "room_id", "in": "path", "required": True,
                          "schema": {"type": "string"}}
     manager: list[dict[str, list[str]]] = [{"apiKey": []}, {"token": []}]
+    nullable_url = {"type": ["string", "null"]}
+    replay = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"}, "room": {"type": "string"},
+            "title": {"type": "string"}, "category": {"type": "string"},
+            "owner": {"type": ["string", "null"]},
+            "start": {"type": "number"}, "end": {"type": "number"},
+            "duration": {"type": "number", "description": "seconds"},
+            "tracks": {"type": "array", "items": {"type": "object", "properties": {
+                "kind": {"type": "string"}, "codec": {"type": "string"},
+                "width": {"type": "integer"}, "height": {"type": "integer"}}}},
+            "size": {"type": "integer"},
+            "playback_url": nullable_url, "hls_url": nullable_url,
+            "thumbnail_url": nullable_url, "url_expires_at": {"type": "integer"},
+        },
+    }
     token_request = {
         "type": "object",
         "additionalProperties": False,
@@ -384,6 +401,38 @@ def openapi_document() -> dict[str, Any]:
                                     "watch_seconds": {"type": "number"}}}}}}},
                         "text/csv": {"schema": {"type": "string"}}}},
                         **_error_responses(401, 403, 404)},
+                },
+            },
+            "/api/replays": {
+                "get": {
+                    "summary": "Replays of finished livestreams, newest first",
+                    "description": "A token of a room (with `subscribe`) lists that room's "
+                                   "replays; the API key all. URLs in the answer are signed "
+                                   "and expire (`url_expires_at`).",
+                    "security": manager,
+                    "parameters": [
+                        {"name": name, "in": "query", "required": False,
+                         "schema": {"type": "string"}}
+                        for name in ("room", "owner", "category", "cursor")
+                    ] + [{"name": "limit", "in": "query", "required": False,
+                          "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],
+                    "responses": {"200": {"description": "A page of replays", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "replays": {"type": "array", "items": replay},
+                            "next_cursor": {"type": ["string", "null"]}}}}}},
+                        **_error_responses(400, 401)},
+                },
+            },
+            "/api/replays/{replay_id}": {
+                "get": {
+                    "summary": "One replay; its files are served at the signed URLs it gives, "
+                               "with byte ranges (RFC 9110 §14)",
+                    "security": manager,
+                    "parameters": [{"name": "replay_id", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "The replay", "content": {
+                        "application/json": {"schema": replay}}},
+                        **_error_responses(401, 404)},
                 },
             },
             "/api/tokens/{token_id}": {

@@ -1,5 +1,6 @@
 """The web pages people open: the fair's room list (``/``), its livestream schedule
-(``/schedule``), a room (``/room/{room_id}``) and the organisers' console (``/console``).
+(``/schedule``), a room (``/room/{room_id}``), the organisers' console (``/console``) and the
+replays (``/replays``, ``/replay/{replay_id}``).
 
 Pages are static files in ``signalling/web/``; everything dynamic is fetched by their scripts
 (``GET /api/rooms``, socket.io). Third-party browser code comes from npm with a lock file
@@ -69,6 +70,17 @@ async def schedule(request: web.Request) -> web.FileResponse:
 async def room(request: web.Request) -> web.FileResponse:
     # The room id and the token are read by room.js; an unknown room is reported there.
     return _page("room.html")
+
+
+@routes.get("/replays")
+async def replays(request: web.Request) -> web.FileResponse:
+    # The replays one's link (or the console's credential) opens; replay.js lists them.
+    return _page("replay.html")
+
+
+@routes.get("/replay/{replay_id}")
+async def replay(request: web.Request) -> web.FileResponse:
+    return _page("replay.html")
 
 
 async def socket_io_client(request: web.Request) -> web.StreamResponse:

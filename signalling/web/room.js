@@ -599,7 +599,38 @@
 
   // -- state changes ----------------------------------------------------------------------
 
+  /**
+   * An ended livestream's replay, once the node has finished it (a few seconds after the
+   * end): the error panel offers it. Asked a few times, then not.
+   */
+  async function offerReplay() {
+    const credential = bestCredential();
+    if (!credential || !isLivestream()) return;
+    for (let attempt = 0; attempt < 15; attempt += 1) {
+      try {
+        const res = await fetch("/api/replays?room=" + encodeURIComponent(roomId), {
+          headers: { Accept: "application/json", Authorization: "Bearer " + credential },
+          cache: "no-store",
+          credentials: "omit",
+        });
+        if (!res.ok) return;
+        const data = await res.json();
+        const replay = data && Array.isArray(data.replays) ? data.replays[0] : null;
+        if (replay) {
+          const link = $("replay-link");
+          link.href = "/replay/" + encodeURIComponent(replay.id) + (linkToken ? "?token=" + encodeURIComponent(linkToken) : "");
+          link.hidden = false;
+          return;
+        }
+      } catch (_) {
+        return;
+      }
+      await sleep(2000);
+    }
+  }
+
   function fail(error) {
+    if (error.code === "room_ended" && fairwire.state !== "error") offerReplay();
     fairwire.state = "error";
     fairwire.error = { code: error.code || "unknown", message: error.message || "" };
     errorKey = error.key || null;

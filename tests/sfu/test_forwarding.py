@@ -149,19 +149,25 @@ def test_removed_downtrack_gets_nothing_and_observers_see_every_packet() -> None
     wire, stream = Wire(), video_stream()
     downtrack = video_downtrack(wire)
     seen: list[tuple[int, bool]] = []
+    reports: list[tuple[int, int]] = []
 
     class Recorder:
         def on_packet(self, sequence_number: int, timestamp: int, marker: bool,
                       payload: bytes, keyframe: bool, now_ms: int) -> None:
             seen.append((sequence_number, keyframe))
 
+        def on_sender_report(self, ntp: int, rtp_ts: int, now_ms: int) -> None:
+            reports.append((ntp, rtp_ts))
+
     stream.add(downtrack)
     stream.add_observer(Recorder())
     stream.on_packet(1, 1, 0, True, VP8_KEY, now_ms=0)
+    stream.on_sender_report(5 << 32, 1500, now_ms=10)
     stream.remove(downtrack)
     stream.on_packet(1, 2, 3000, True, VP8_DELTA, now_ms=33)
     assert len(wire.packets) == 1
     assert seen == [(1, True), (2, False)]
+    assert reports == [(5 << 32, 1500)] and stream.sender_reports.has_report
 
 
 def test_fanout_asks_for_an_event_loop_turn_after_enough_work() -> None:

@@ -1,0 +1,499 @@
+"""Recording livestreams on this node, and their replays over HTTP (issue #12).
+
+A livestream whose ``record`` flag is on (the default for livestreams) is recorded while its
+status is ``live``: its program's on-air video and audio, as packets (:mod:`recorder`), never
+transcoded. One :class:`LiveRecording` per live: :class:`~recorder.track.RecordedTrack`
+observers on the on-air publications follow the program's switches, hand their frames to a
+bounded queue, and a thread of its own muxes them into segments, so neither a slow disk nor a
+recorder error ever touches forwarding (both are counted). When the live ends the thread
+finalises the replay. At start the node finalises what a crash left unfinished.
+
+HTTP (replays need the room's ``subscribe`` grant, or the API key):
+
+- ``GET /api/replays?room=&owner=&category=&limit=&cursor=`` -> ``{replays, next_cursor}``,
+  newest first; ``GET /api/replays/{id}`` -> one replay. Their ``playback_url``,
+  ``hls_url`` and ``thumbnail_url`` are signed for a while (``FAIRWIRE_REPLAY_URL_TTL``), so
+  a ``<video>`` element, a player or a CDN fetches them without a token.
+- ``GET /replays/{id}/s/{expires}.{signature}/{file}``: the files, with byte ranges (RFC 9110
+  §14: one range -> ``206`` and ``Content-Range``; unsatisfiable -> ``416``). The signature
+  is in the path so that an HLS playlist's relative URLs carry it to its segments. A tampered
+  or expired signature -> ``403``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from recorder.media import EncodedFrame, TrackFormat
+from recorder.replay import ReplayInfo, load_replay, recover
+from recorder.replay import finalise as finalise_replay
+from recorder.segments import SegmentWriter
+from recorder.storage import InvalidPath, LocalStorage, Storage, StorageError
+from recorder.timeline import Timeline
+from recorder.track import RecordedTrack
+from rooms import Grant, Room, RoomKind, RoomStatus, Store, ValidationError
+from sfu.sessions import Publication, Sfu, SfuRoom
+from signalling.auth import ForbiddenError
+from signalling.callers import Caller, caller_of, require_credentials
+from signalling.errors import ApiError
+from signalling.keys import RECORDINGS, SETTINGS, STORE
+
+log = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+META = "recording.json"
+RECONCILE_SECONDS = 1.0
+# Frames waiting for the writer thread: ~20 s of a 30 fps live with its audio. Past it, frames
+# are dropped and counted (a disk that cannot keep up must not grow memory without bound).
+QUEUE_FRAMES = 2000
+# Browsers send a keyframe only when asked (Chromium's own interval is minutes long): ask for
+# one when no keyframe came for this long, so that segments stay within 6 s (a crash loses
+# one). Not more often: a recorder's request would hold a new viewer's back (PLI throttle).
+KEYFRAME_EVERY_MS = 5000
+PAGE_LIMIT, MAX_PAGE_LIMIT = 20, 100
+_STOP = object()
+_SIGNATURE = re.compile(r"(\d{1,12})\.([0-9a-f]{64})")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingMeta:
+    """What the replay API tells besides the media: the room as it was at go-live."""
+
+    id: str
+    room: str
+    title: str
+    category: str
+    owner: str | None
+    started_at: float
+    ended_at: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({"id": self.id, "room": self.room, "title": self.title,
+                           "category": self.category, "owner": self.owner,
+                           "started_at": self.started_at, "ended_at": self.ended_at})
+
+    @classmethod
+    def from_json(cls, text: str) -> RecordingMeta:
+        raw = json.loads(text)
+        return cls(id=str(raw["id"]), room=str(raw["room"]), title=str(raw["title"]),
+                   category=str(raw.get("category") or ""), owner=raw.get("owner"),
+                   started_at=float(raw["started_at"]),
+                   ended_at=None if raw.get("ended_at") is None else float(raw["ended_at"]))
+
+
+def recording_id(room_id: str, started_at: float) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started_at))
+    return f"{room_id}.{stamp}.{int(started_at * 1000) % 1000:03d}"
+
+
+class LiveRecording:
+    """One live being recorded: observers on the on-air publications, a writer thread."""
+
+    def __init__(self, storage: Storage, meta: RecordingMeta) -> None:
+        self.storage = storage
+        self.meta = meta
+        self.timeline = Timeline()
+        self.frames: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
+        self.dropped = 0
+        self.last_keyframe_ms: float | None = None  # recording clock, as the sink saw them
+        self.last_video_ms = 0.0
+        self.tracks: dict[str, tuple[Publication, RecordedTrack]] = {}
+        self.writer = SegmentWriter(storage, meta.id)
+        self.replay: ReplayInfo | None = None
+        self.failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"recorder {meta.id}",
+                                        daemon=True)
+        self._done = asyncio.get_running_loop().create_future()
+        storage.write_bytes(meta.id, META, meta.to_json().encode())
+        self._thread.start()
+
+    def _sink(self, fmt: TrackFormat, frame: EncodedFrame) -> None:
+        if frame.kind == "video":
+            self.last_video_ms = frame.pts_ms
+            if frame.keyframe:
+                self.last_keyframe_ms = frame.pts_ms
+        try:
+            self.frames.put_nowait((fmt, frame))
+        except queue.Full:
+            self.dropped += 1
+
+    def follow(self, room: SfuRoom) -> None:
+        """Record what is on air now: observers move with the program's switches."""
+        on_air = room.program.to_dict()
+        publications = {p.id: p for p in room.publications}
+        for kind in ("video", "audio"):
+            wanted = publications.get(on_air.get(kind) or "")
+            current = self.tracks.get(kind)
+            if current is not None and current[0] is wanted:
+                continue
+            if current is not None:
+                current[0].stream.remove_observer(current[1])
+            if wanted is None:
+                self.tracks.pop(kind, None)
+                continue
+            # One clock per publisher's connection: its audio and video share it.
+            source = f"{wanted.identity}:{wanted.publisher.id}"
+            if current is not None and current[1].format is not None and (
+                    current[1].format.codec.lower() == wanted.codec.lower()):
+                track = current[1]
+                track.switch_source(source)
+            else:
+                track = RecordedTrack(wanted.codec, self.timeline, self._sink, source)
+            wanted.stream.add_observer(track)
+            self.tracks[kind] = (wanted, track)
+            if kind == "video":
+                wanted.request_keyframe()  # start on a keyframe, not at the next one
+
+    def ask_for_keyframes(self) -> None:
+        """A keyframe to start on, after a loss, and one per segment."""
+        since = None if self.last_keyframe_ms is None else (
+            self.last_video_ms - self.last_keyframe_ms)
+        for publication, track in self.tracks.values():
+            if track.kind == "video" and (track.needs_keyframe or (
+                    since is not None and since >= KEYFRAME_EVERY_MS)):
+                publication.request_keyframe()
+
+    async def stop(self, ended_at: float) -> ReplayInfo | None:
+        for publication, track in self.tracks.values():
+            publication.stream.remove_observer(track)
+        self.tracks.clear()
+        self.meta = RecordingMeta(**{**_fields(self.meta), "ended_at": ended_at})
+        # The stop mark waits for room in the queue: every frame before it is written.
+        await asyncio.to_thread(self.frames.put, _STOP)
+        await self._done
+        return self.replay
+
+    def _run(self) -> None:
+        try:
+            while True:
+                item = self.frames.get()
+                if item is _STOP:
+                    break
+                self.writer.write(*item)
+            self.writer.close()
+            self.storage.write_bytes(self.meta.id, META, self.meta.to_json().encode())
+            self.replay = finalise_replay(self.storage, self.meta.id)
+        except BaseException as exc:  # reported, and the next start's recovery retries
+            self.failed = exc
+            log.exception("recording %s failed", self.meta.id)
+        finally:
+            loop = self._done.get_loop()
+            with contextlib.suppress(RuntimeError):  # the loop is gone at interpreter exit
+                loop.call_soon_threadsafe(_settle, self._done)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _fields(meta: RecordingMeta) -> dict[str, Any]:
+    return {name: getattr(meta, name) for name in RecordingMeta.__slots__}
+
+
+class Recordings:
+    """This node's recorder: which lives it records, and the replays in its storage."""
+
+    def __init__(self, storage: Storage, store: Store, sfu: Sfu, secret: str,
+                 url_ttl: int) -> None:
+        self.storage = storage
+        self.store = store
+        self.sfu = sfu
+        self.url_ttl = url_ttl
+        self._key = hashlib.sha256(b"fairwire replay urls\0" + secret.encode()).digest()
+        self.live: dict[str, LiveRecording] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()
+        self.replays_finished = 0
+        sfu.on_program(self._program_changed)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        recovered = await asyncio.to_thread(recover, self.storage)
+        for info in recovered:
+            log.info("replay %s recovered after a stop: %.1f s", info.id, info.duration_s)
+        self._task = asyncio.ensure_future(self._reconcile_loop())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for room_id in list(self.live):
+            await self._stop(room_id)
+
+    # -- what to record ---------------------------------------------------------------------
+
+    async def _program_changed(self, room: SfuRoom) -> None:
+        recording = self.live.get(room.id)
+        if recording is not None:
+            recording.follow(room)
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RECONCILE_SECONDS)
+            try:
+                await self.reconcile()
+            except Exception:
+                log.exception("recorder: reconcile failed")
+
+    async def reconcile(self) -> None:
+        """Start recording lives that should be, stop those that ended; keyframe requests."""
+        async with self._busy:
+            for room_id in set(self.sfu.rooms) | set(self.live):
+                room = await self.store.get_room(room_id)
+                wanted = (room is not None and room.kind == RoomKind.LIVESTREAM and room.record
+                          and room.status == RoomStatus.LIVE)
+                recording = self.live.get(room_id)
+                if wanted and recording is None and room is not None:
+                    sfu_room = self.sfu.rooms.get(room_id)
+                    if sfu_room is not None and any(sfu_room.program.to_dict().values()):
+                        self._start(room, sfu_room)
+                elif not wanted and recording is not None:
+                    await self._stop(room_id)
+                elif recording is not None:
+                    recording.ask_for_keyframes()
+
+    def _start(self, room: Room, sfu_room: SfuRoom) -> None:
+        now = time.time()
+        meta = RecordingMeta(recording_id(room.id, now), room.id, room.name, room.category,
+                             room.owner, now)
+        recording = self.live[room.id] = LiveRecording(self.storage, meta)
+        recording.follow(sfu_room)
+        log.info("recording %s: %s", room.id, meta.id)
+
+    async def _stop(self, room_id: str) -> None:
+        recording = self.live.pop(room_id)
+        replay = await recording.stop(time.time())
+        self.replays_finished += 1
+        if replay is not None:
+            log.info("replay %s: %.1f s, %d bytes", replay.id, replay.duration_s, replay.size)
+
+    # -- replays ----------------------------------------------------------------------------
+
+    def meta_of(self, replay_id: str) -> RecordingMeta | None:
+        try:
+            if not self.storage.exists(replay_id, META):
+                return None
+            return RecordingMeta.from_json(self.storage.read(replay_id, META).decode())
+        except (InvalidPath, StorageError, ValueError, KeyError):
+            return None
+
+    def finished(self) -> list[tuple[RecordingMeta, ReplayInfo]]:
+        out = []
+        for replay_id in self.storage.list_recordings():
+            meta = self.meta_of(replay_id)
+            info = load_replay(self.storage, replay_id) if meta is not None else None
+            if meta is not None and info is not None and info.playback is not None:
+                out.append((meta, info))
+        out.sort(key=lambda pair: pair[0].started_at, reverse=True)
+        return out
+
+    def sign(self, replay_id: str, expires: int) -> str:
+        message = f"{replay_id}\n{expires}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def signed_prefix(self, replay_id: str, now: float) -> str:
+        expires = int(now) + self.url_ttl
+        return f"/replays/{replay_id}/s/{expires}.{self.sign(replay_id, expires)}/"
+
+    def check_signature(self, replay_id: str, signature: str, now: float) -> None:
+        match = _SIGNATURE.fullmatch(signature)
+        if match is None or not hmac.compare_digest(
+                self.sign(replay_id, int(match.group(1))), match.group(2)):
+            raise ForbiddenError("this replay link is not valid", "invalid_signature")
+        if int(match.group(1)) < now:
+            raise ForbiddenError("this replay link has expired: open the replay again",
+                                 "signature_expired")
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+def _may_watch(caller: Caller, room_id: str) -> bool:
+    claims = caller.claims
+    return caller.operator or (claims is not None and claims.room == room_id
+                               and claims.can(Grant.SUBSCRIBE))
+
+
+def replay_body(recordings: Recordings, meta: RecordingMeta, info: ReplayInfo,
+                now: float) -> dict[str, Any]:
+    prefix = recordings.signed_prefix(meta.id, now)
+    return {
+        "id": meta.id,
+        "room": meta.room,
+        "title": meta.title,
+        "category": meta.category,
+        "owner": meta.owner,
+        "start": meta.started_at,
+        "end": meta.ended_at if meta.ended_at is not None else meta.started_at + info.duration_s,
+        "duration": info.duration_s,
+        "tracks": [{"kind": t.kind, "codec": t.codec, "width": t.width, "height": t.height}
+                   for t in info.tracks],
+        "size": info.size,
+        "playback_url": prefix + info.playback if info.playback else None,
+        "hls_url": prefix + info.hls if info.hls else None,
+        "thumbnail_url": prefix + info.thumbnail if info.thumbnail else None,
+        "url_expires_at": int(now) + recordings.url_ttl,
+    }
+
+
+@routes.get("/api/replays")
+async def list_replays(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    require_credentials(caller)
+    query = request.query
+    unknown = set(query) - {"room", "owner", "category", "limit", "cursor"}
+    if unknown:
+        raise ValidationError(sorted(unknown)[0], "unknown query parameter")
+    try:
+        limit = int(query.get("limit", PAGE_LIMIT))
+        offset = int(query.get("cursor", "0"))
+    except ValueError:
+        raise ValidationError("limit", "limit and cursor are whole numbers") from None
+    if not 1 <= limit <= MAX_PAGE_LIMIT or offset < 0:
+        raise ValidationError("limit", f"limit 1..{MAX_PAGE_LIMIT}, cursor from a previous page")
+    recordings = request.app[RECORDINGS]
+    found = [
+        (meta, info) for meta, info in await asyncio.to_thread(recordings.finished)
+        if _may_watch(caller, meta.room)
+        and query.get("room", meta.room) == meta.room
+        and query.get("owner", meta.owner) == meta.owner
+        and query.get("category", meta.category) == meta.category
+    ]
+    page = found[offset:offset + limit]
+    now = time.time()
+    more = offset + limit < len(found)
+    return web.json_response({
+        "replays": [replay_body(recordings, meta, info, now) for meta, info in page],
+        "next_cursor": str(offset + limit) if more else None,
+    })
+
+
+def _replay_id(request: web.Request) -> str:
+    replay_id = request.match_info["replay_id"]
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", replay_id):
+        raise ApiError(404, f"no replay {replay_id!r}", "replay_not_found")
+    return replay_id
+
+
+@routes.get("/api/replays/{replay_id}")
+async def get_replay(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    require_credentials(caller)
+    replay_id = _replay_id(request)
+    recordings = request.app[RECORDINGS]
+    meta = recordings.meta_of(replay_id)
+    info = load_replay(recordings.storage, replay_id) if meta is not None else None
+    # Someone else's replay is not disclosed: 404 as for one that does not exist.
+    if meta is None or info is None or info.playback is None or not _may_watch(caller,
+                                                                               meta.room):
+        raise ApiError(404, f"no replay {replay_id!r}", "replay_not_found")
+    return web.json_response(replay_body(recordings, meta, info, time.time()))
+
+
+CONTENT_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".m4s": "video/iso.segment",
+                 ".m3u8": "application/vnd.apple.mpegurl", ".jpg": "image/jpeg"}
+CHUNK_BYTES = 256 * 1024
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """RFC 9110 §14.1.2: the one byte range asked for, as (first, last) inclusive; None for
+    the whole file (no header, or several ranges, which a server may answer in full).
+    Raises ValueError when the range cannot be satisfied (-> 416)."""
+    if header is None:
+        return None
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, dash, last_text = spec.strip().partition("-")
+    if not dash:
+        return None
+    try:
+        if first_text == "":  # a suffix: the last N bytes
+            suffix = int(last_text)
+            if suffix <= 0 or size == 0:
+                raise ValueError("empty suffix range")
+            return max(0, size - suffix), size - 1
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+    except ValueError:
+        raise ValueError(f"not a byte range: {header!r}") from None
+    if first < 0 or first > last or first >= size:
+        raise ValueError(f"range {header!r} is outside the {size} bytes")
+    return first, min(last, size - 1)
+
+
+@routes.get("/replays/{replay_id}/s/{signature}/{name:.+}")
+async def replay_file(request: web.Request) -> web.StreamResponse:
+    replay_id = _replay_id(request)
+    recordings = request.app[RECORDINGS]
+    recordings.check_signature(replay_id, request.match_info["signature"], time.time())
+    name = request.match_info["name"]
+    info = load_replay(recordings.storage, replay_id)
+    if info is None or name not in info.files:
+        raise ApiError(404, f"no file {name!r} in replay {replay_id!r}", "replay_not_found")
+    size = recordings.storage.size(replay_id, name)
+    try:
+        span = parse_range(request.headers.get(hdrs.RANGE), size)
+    except ValueError as exc:
+        raise ApiError(416, str(exc), "range_not_satisfiable",
+                       headers={hdrs.CONTENT_RANGE: f"bytes */{size}"}) from None
+    first, last = span if span is not None else (0, size - 1)
+    suffix = name[name.rfind("."):]
+    response = web.StreamResponse(status=206 if span is not None else 200, headers={
+        hdrs.CONTENT_TYPE: CONTENT_TYPES.get(suffix, "application/octet-stream"),
+        hdrs.ACCEPT_RANGES: "bytes",
+        # A finished replay never changes: caches and CDNs keep it as long as the link lives.
+        hdrs.CACHE_CONTROL: "private, max-age=3600, immutable",
+        hdrs.CONTENT_LENGTH: str(last - first + 1 if size else 0),
+        hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
+    })
+    if span is not None:
+        response.headers[hdrs.CONTENT_RANGE] = f"bytes {first}-{last}/{size}"
+    await response.prepare(request)
+    if request.method != hdrs.METH_HEAD and size:
+        with recordings.storage.open_read(replay_id, name) as source:
+            source.seek(first)
+            left = last - first + 1
+            while left > 0:
+                chunk = await asyncio.to_thread(source.read, min(CHUNK_BYTES, left))
+                if not chunk:
+                    break
+                await response.write(chunk)
+                left -= len(chunk)
+    await response.write_eof()
+    return response
+
+
+def setup(app: web.Application, sfu: Sfu) -> None:
+    settings = app[SETTINGS]
+    storage = LocalStorage.in_data_dir(settings.data_dir)
+    app[RECORDINGS] = Recordings(storage, app[STORE], sfu, settings.jwt_secret,
+                                 settings.replay_url_ttl)
+    app.add_routes(routes)
+    app.cleanup_ctx.append(_lifecycle)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    recordings = app[RECORDINGS]
+    await recordings.start()
+    yield
+    await recordings.close()
+
