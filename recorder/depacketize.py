@@ -13,6 +13,19 @@ import struct
 from dataclasses import dataclass
 
 from recorder.media import TrackFormat
+from sfu.codecs import (
+    H264_FU_START_BIT,
+    H264_NAL_FU_A,
+    H264_NAL_IDR,
+    H264_NAL_SPS,
+    H264_NAL_STAP_A,
+    H264_NAL_TYPE_MASK,
+    H264_STAP_SIZE_LEN,
+    VP8_INVERSE_KEYFRAME_BIT,
+    VP8_PID_MASK,
+    VP8_S_BIT,
+    vp8_descriptor_size,
+)
 from sfu.rtp import RTP_SEQ_MASK, seq_diff
 
 # Packets held waiting for a missing one before it is declared lost: a few packets of
@@ -28,19 +41,7 @@ VIDEO_CLOCK_RATE = 90000  # RFC 7741 §6.1, RFC 6184 §8.2.1
 OPUS_CLOCK_RATE = 48000  # RFC 7587 §4.1: always 48 kHz
 OPUS_CHANNELS = 2  # RFC 7587 §7: the SDP always says 2; mono packets decode as stereo
 
-# -- VP8, RFC 7741 ------------------------------------------------------------------------------
-# §4.2 payload descriptor, first octet |X|R|N|S|R| PID |
-VP8_X_BIT = 0x80
-VP8_S_BIT = 0x10
-VP8_PID_MASK = 0x07
-# §4.2 extension octet |I|L|T|K| RSV |
-VP8_I_BIT = 0x80
-VP8_L_BIT = 0x40
-VP8_T_BIT = 0x20
-VP8_K_BIT = 0x10
-VP8_M_BIT = 0x80  # §4.2: picture id has 15 bits when set
-# §4.3 payload header: P (inverse key frame flag) is bit 0 of the first octet
-VP8_INVERSE_KEYFRAME_BIT = 0x01
+# -- VP8, RFC 7741 (descriptor bits in sfu.codecs) ------------------------------------------
 # RFC 6386 §9.1: a key frame's 3-byte frame tag, start code, then 14-bit width and height
 # (little endian, top two bits are the scale).
 VP8_FRAME_TAG_SIZE = 3
@@ -48,19 +49,12 @@ VP8_START_CODE = b"\x9d\x01\x2a"
 VP8_KEYFRAME_HEADER_SIZE = 10
 VP8_DIMENSION_MASK = 0x3FFF
 
-# -- H.264, RFC 6184 ----------------------------------------------------------------------------
-H264_NAL_TYPE_MASK = 0x1F  # §5.3: F|NRI|Type
-H264_NAL_FNRI_MASK = 0xE0
+# -- H.264, RFC 6184 (NAL types and FU bits shared with sfu.codecs) --------------------------
+H264_NAL_FNRI_MASK = 0xE0  # §5.3: the F and NRI bits an FU-A carries over
 H264_NAL_SLICE = 1  # H.264 Table 7-1: coded slice of a non-IDR picture
-H264_NAL_IDR = 5  # Table 7-1: coded slice of an IDR picture
-H264_NAL_SPS = 7
-H264_NAL_PPS = 8
+H264_NAL_PPS = 8  # Table 7-1: picture parameter set
 H264_NAL_SINGLE_MAX = 23  # §5.2: 1-23 are single NAL unit packets
-H264_NAL_STAP_A = 24  # §5.7.1
-H264_NAL_FU_A = 28  # §5.8
-H264_FU_START_BIT = 0x80  # §5.8: FU header |S|E|R|Type|
-H264_FU_END_BIT = 0x40
-H264_STAP_SIZE_LEN = 2  # §5.7.1: 16-bit NALU size
+H264_FU_END_BIT = 0x40  # §5.8: FU header E bit
 AVCC_LENGTH_SIZE = 4  # ISO 14496-15 §5.3.3: lengthSizeMinusOne = 3
 # H.264 §7.3.2.1.1: profiles whose SPS carries chroma_format_idc, bit depths, scaling lists.
 H264_HIGH_PROFILES = frozenset({100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135})
@@ -212,28 +206,6 @@ class _VideoAssembler(FrameAssembler):
         return True
 
 
-def _vp8_descriptor_size(payload: bytes) -> int:
-    """Length of the RFC 7741 §4.2 payload descriptor, or 0 if the packet is malformed."""
-    n = len(payload)
-    if n == 0:
-        return 0
-    i = 1
-    if payload[0] & VP8_X_BIT:
-        if n < 2:
-            return 0
-        ext = payload[1]
-        i = 2
-        if ext & VP8_I_BIT:
-            if i >= n:
-                return 0
-            i += 2 if payload[i] & VP8_M_BIT else 1
-        if ext & VP8_L_BIT:
-            i += 1
-        if ext & (VP8_T_BIT | VP8_K_BIT):  # T and K share one octet
-            i += 1
-    return i if i < n else 0
-
-
 def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:
     """(width, height) of a VP8 key frame (RFC 6386 §9.1), or None if it is not one."""
     if len(frame) < VP8_KEYFRAME_HEADER_SIZE or frame[0] & VP8_INVERSE_KEYFRAME_BIT:
@@ -263,7 +235,7 @@ class Vp8Assembler(_VideoAssembler):
     def _packet(
         self, timestamp: int, marker: bool, payload: bytes, out: list[DepacketizedFrame]
     ) -> None:
-        start = _vp8_descriptor_size(payload)
+        start = vp8_descriptor_size(payload)
         if start == 0:
             if payload:  # empty payloads are padding; anything else unparsable breaks the frame
                 self._lost()

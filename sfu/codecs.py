@@ -35,32 +35,36 @@ H264_FU_START_BIT = 0x80  # RFC 6184 §5.8: FU header |S|E|R|Type|
 H264_STAP_SIZE_LEN = 2  # RFC 6184 §5.7.1: 16-bit NALU size
 
 
-def vp8_is_keyframe_start(payload: bytes) -> bool:
-    """True if the packet is the first packet of a VP8 key frame."""
+def vp8_descriptor_size(payload: bytes) -> int:
+    """Length of the RFC 7741 §4.2 payload descriptor, or 0 if the packet is malformed (or
+    holds nothing after it)."""
     n = len(payload)
     if n == 0:
-        return False
-    b0 = payload[0]
-    # Must start partition 0 of a frame: S=1 and PID=0.
-    if b0 & (VP8_S_BIT | VP8_PID_MASK) != VP8_S_BIT:
-        return False
+        return 0
     i = 1
-    if b0 & VP8_X_BIT:
+    if payload[0] & VP8_X_BIT:
         if n < 2:
-            return False
+            return 0
         ext = payload[1]
         i = 2
         if ext & VP8_I_BIT:
             if i >= n:
-                return False
+                return 0
             i += 2 if payload[i] & VP8_M_BIT else 1
         if ext & VP8_L_BIT:
             i += 1
         if ext & (VP8_T_BIT | VP8_K_BIT):  # T and K share one octet
             i += 1
-    if i >= n:
+    return i if i < n else 0
+
+
+def vp8_is_keyframe_start(payload: bytes) -> bool:
+    """True if the packet is the first packet of a VP8 key frame."""
+    # Must start partition 0 of a frame: S=1 and PID=0.
+    if not payload or payload[0] & (VP8_S_BIT | VP8_PID_MASK) != VP8_S_BIT:
         return False
-    return not payload[i] & VP8_INVERSE_KEYFRAME_BIT
+    start = vp8_descriptor_size(payload)
+    return start > 0 and not payload[start] & VP8_INVERSE_KEYFRAME_BIT
 
 
 def _h264_is_key_nal(nal_type: int) -> bool:

@@ -218,6 +218,7 @@ class Recordings:
         self._key = hashlib.sha256(b"fairwire replay urls\0" + secret.encode()).digest()
         self.live: dict[str, LiveRecording] = {}
         self._task: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Future[None] | None = None
         self._busy = asyncio.Lock()
         self.replays_finished = 0
         sfu.on_program(self._program_changed)
@@ -225,12 +226,23 @@ class Recordings:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        recovered = await asyncio.to_thread(recover, self.storage)
-        for info in recovered:
-            log.info("replay %s recovered after a stop: %.1f s", info.id, info.duration_s)
+        # In the background: a long show's finalisation must not hold the node's start up.
+        self._recovery = asyncio.ensure_future(self._recover())
         self._task = asyncio.ensure_future(self._reconcile_loop())
 
+    async def _recover(self) -> None:
+        try:
+            active = {recording.meta.id for recording in self.live.values()}
+            recovered = await asyncio.to_thread(recover, self.storage, active=active)
+        except Exception:
+            log.exception("recorder: recovery of unfinished recordings failed")
+            return
+        for info in recovered:
+            log.info("replay %s recovered after a stop: %.1f s", info.id, info.duration_s)
+
     async def close(self) -> None:
+        if self._recovery is not None:
+            await self._recovery  # a thread: it cannot be cancelled, only waited for
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -41,9 +41,14 @@ async def test_a_live_killed_mid_show_is_a_replay_after_the_restart(tmp_path: Pa
     try:
         auth = {"Authorization": f"Bearer {again.api_key}"}
         async with aiohttp.ClientSession() as http:
-            async with http.get(f"{again.url}/api/replays", headers=auth) as response:
-                assert response.status == 200
-                listed = await response.json()
+            deadline = time.monotonic() + 20  # recovery runs in the background of the start
+            while True:
+                async with http.get(f"{again.url}/api/replays", headers=auth) as response:
+                    assert response.status == 200
+                    listed = await response.json()
+                if listed["replays"] or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
             assert len(listed["replays"]) == 1, (listed, again.log())
             replay = listed["replays"][0]
             assert replay["room"] == "press-line" and replay["category"] == "machinery"
