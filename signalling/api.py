@@ -52,6 +52,7 @@ from signalling.keys import (
     LOOP_MONITOR,
     METRICS,
     REALTIME,
+    RECORDINGS,
     SETTINGS,
     SFU,
     STORE,
@@ -86,7 +87,8 @@ async def metrics(request: web.Request) -> web.Response:
     registry = request.app[METRICS]
     sfu = request.app[SFU]
     await registry.refresh(request.app[STORE], sfu.stats(), sfu.published_formats(),
-                           request.app[LOOP_MONITOR].take_worst())
+                           request.app[LOOP_MONITOR].take_worst(),
+                           request.app[RECORDINGS].stats())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

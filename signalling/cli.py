@@ -1,4 +1,5 @@
-"""``fairwire`` command line: ``fairwire serve [--config FILE]``."""
+"""``fairwire`` command line: ``fairwire serve [--config FILE]``, ``fairwire replays prune
+--older-than 30d [--config FILE]``."""
 
 from __future__ import annotations
 
@@ -74,17 +75,43 @@ def serve(settings: Settings) -> None:
     uvloop.run(main())
 
 
+def prune_replays(settings: Settings, older_than: str) -> int:
+    import time
+
+    from recorder.storage import LocalStorage
+    from signalling.recordings import parse_age, prune
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        print(f"fairwire: --older-than: {exc}", file=sys.stderr)
+        return 2
+    deleted = prune(LocalStorage.in_data_dir(settings.data_dir), age, time.time())
+    for replay_id in deleted:
+        print(f"deleted {replay_id}")
+    print(f"{len(deleted)} replays older than {older_than} deleted")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fairwire", description="Fairwire media server")
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run a node")
     serve_parser.add_argument("--config", help="TOML settings file (or FAIRWIRE_CONFIG)")
+    replays_parser = sub.add_parser("replays", help="manage the replays in the data directory")
+    replays_sub = replays_parser.add_subparsers(dest="action", required=True)
+    prune_parser = replays_sub.add_parser("prune", help="delete replays older than an age")
+    prune_parser.add_argument("--older-than", required=True, metavar="AGE",
+                              help="e.g. 30d, 12h: replays whose live ended longer ago go")
+    prune_parser.add_argument("--config", help="TOML settings file (or FAIRWIRE_CONFIG)")
     args = parser.parse_args(argv)
     try:
         settings = load_config(args.config)
     except ConfigError as exc:
         print(f"fairwire: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "replays":
+        return prune_replays(settings, args.older_than)
     if args.command == "serve":
         try:
             serve(settings)

@@ -80,6 +80,15 @@ class Metrics:
             "The worst event-loop lag since the previous scrape",
             registry=self.registry,
         )
+        self.recorder = Gauge(
+            "fairwire_recorder",
+            "This node's recorder: recording (lives being recorded), disk_full (of those, "
+            "stopped because the disk filled up: alert on > 0), replays_finished, and since "
+            "the node started frames_written, frames_dropped (the writer fell behind), "
+            "frames_rejected, write_errors, recorder_errors, segments, bytes",
+            ["what"],
+            registry=self.registry,
+        )
         self.published_tracks = Gauge(
             "fairwire_published_tracks",
             "Tracks published on this node, by kind, codec and (H.264) profile",
@@ -91,8 +100,11 @@ class Metrics:
         self, store: Store, media: Mapping[str, int] | None = None,
         formats: Mapping[tuple[str, str, str], int] | None = None,
         worst_loop_lag: float | None = None,
+        recorder: Mapping[str, int] | None = None,
     ) -> None:
         """Recompute the state gauges (at scrape time, not per change or per packet)."""
+        for what, value in (recorder or {}).items():
+            self.recorder.labels(what).set(value)
         if worst_loop_lag is not None:
             self.loop_worst_lag.set(worst_loop_lag)
         if media is not None:

@@ -110,6 +110,7 @@ class LiveRecording:
         self.timeline = Timeline()
         self.frames: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
         self.dropped = 0
+        self.disk_full_told = False
         self.last_keyframe_ms: float | None = None  # recording clock, as the sink saw them
         self.last_video_ms = 0.0
         self.tracks: dict[str, tuple[Publication, RecordedTrack]] = {}
@@ -159,6 +160,17 @@ class LiveRecording:
             if kind == "video":
                 wanted.request_keyframe()  # start on a keyframe, not at the next one
 
+    def counters(self) -> dict[str, int]:
+        stats = self.writer.stats
+        return {"frames_written": stats.frames_written, "frames_dropped": self.dropped,
+                "frames_rejected": stats.frames_rejected, "write_errors": stats.write_errors,
+                "segments": stats.segments, "bytes": stats.bytes,
+                "recorder_errors": sum(t.errors + t.sink_errors for _, t in self.tracks.values())}
+
+    @property
+    def disk_full(self) -> bool:
+        return self.writer.stats.disk_full
+
     def ask_for_keyframes(self) -> None:
         """A keyframe to start on, after a loss, and one per segment."""
         since = None if self.last_keyframe_ms is None else (
@@ -206,6 +218,43 @@ def _fields(meta: RecordingMeta) -> dict[str, Any]:
     return {name: getattr(meta, name) for name in RecordingMeta.__slots__}
 
 
+def read_meta(storage: Storage, replay_id: str) -> RecordingMeta | None:
+    try:
+        if not storage.exists(replay_id, META):
+            return None
+        return RecordingMeta.from_json(storage.read(replay_id, META).decode())
+    except (InvalidPath, StorageError, ValueError, KeyError):
+        return None
+
+
+def prune(storage: Storage, older_than_s: float, now: float) -> list[str]:
+    """Delete the finished replays whose live ended more than ``older_than_s`` ago; return
+    their ids. Recordings still being written (no replay yet) are never touched."""
+    deleted = []
+    for replay_id in storage.list_recordings():
+        meta = read_meta(storage, replay_id)
+        info = load_replay(storage, replay_id) if meta is not None else None
+        if meta is None or info is None:
+            continue
+        ended = meta.ended_at if meta.ended_at is not None else meta.started_at + info.duration_s
+        if now - ended > older_than_s:
+            storage.delete_recording(replay_id)
+            deleted.append(replay_id)
+    return deleted
+
+
+_AGE = re.compile(r"(\d+)([smhd])")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> int:
+    """``30d``, ``12h``, ``90m``, ``3600s`` -> seconds."""
+    match = _AGE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"not an age: {text!r} (say 30d, 12h, 90m or 3600s)")
+    return int(match.group(1)) * _AGE_UNITS[match.group(2)]
+
+
 class Recordings:
     """This node's recorder: which lives it records, and the replays in its storage."""
 
@@ -221,6 +270,7 @@ class Recordings:
         self._recovery: asyncio.Future[None] | None = None
         self._busy = asyncio.Lock()
         self.replays_finished = 0
+        self._finished_counters: dict[str, int] = {}  # of the recordings already stopped
         sfu.on_program(self._program_changed)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -281,6 +331,10 @@ class Recordings:
                     await self._stop(room_id)
                 elif recording is not None:
                     recording.ask_for_keyframes()
+                    if recording.disk_full and not recording.disk_full_told:
+                        recording.disk_full_told = True
+                        log.error("recording %s stopped: the disk is full (the live goes on)",
+                                  recording.meta.id)
 
     def _start(self, room: Room, sfu_room: SfuRoom) -> None:
         now = time.time()
@@ -290,9 +344,23 @@ class Recordings:
         recording.follow(sfu_room)
         log.info("recording %s: %s", room.id, meta.id)
 
+    def stats(self) -> dict[str, int]:
+        """For /metrics: lives being recorded, those stopped by a full disk, and the writers'
+        counters since the node started."""
+        totals = dict(self._finished_counters)
+        for recording in self.live.values():
+            for name, value in recording.counters().items():
+                totals[name] = totals.get(name, 0) + value
+        return {"recording": len(self.live),
+                "disk_full": sum(r.disk_full for r in self.live.values()),
+                "replays_finished": self.replays_finished, **totals}
+
     async def _stop(self, room_id: str) -> None:
-        recording = self.live.pop(room_id)
+        recording = self.live[room_id]
         replay = await recording.stop(time.time())
+        del self.live[room_id]
+        for name, value in recording.counters().items():
+            self._finished_counters[name] = self._finished_counters.get(name, 0) + value
         self.replays_finished += 1
         if replay is not None:
             log.info("replay %s: %.1f s, %d bytes", replay.id, replay.duration_s, replay.size)
@@ -300,12 +368,7 @@ class Recordings:
     # -- replays ----------------------------------------------------------------------------
 
     def meta_of(self, replay_id: str) -> RecordingMeta | None:
-        try:
-            if not self.storage.exists(replay_id, META):
-                return None
-            return RecordingMeta.from_json(self.storage.read(replay_id, META).decode())
-        except (InvalidPath, StorageError, ValueError, KeyError):
-            return None
+        return read_meta(self.storage, replay_id)
 
     def finished(self) -> list[tuple[RecordingMeta, ReplayInfo]]:
         out = []

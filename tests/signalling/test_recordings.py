@@ -19,11 +19,14 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from config import load_config
+from recorder.replay import FINAL, ReplayInfo
+from recorder.storage import LocalStorage
 from rooms import Role, RoomKind, RoomStatus
 from rooms.model import Room
 from signalling.app import create_app
-from signalling.keys import RECORDINGS, STORE, TOKENS
-from signalling.recordings import parse_range
+from signalling.cli import main
+from signalling.keys import RECORDINGS, SFU, STORE, TOKENS
+from signalling.recordings import META, RecordingMeta, parse_age, parse_range, prune
 
 API_KEY = "k" * 24
 OPERATOR = {"Authorization": f"Bearer {API_KEY}"}
@@ -183,3 +186,72 @@ def test_byte_ranges_as_rfc_9110_reads_them() -> None:
     for unsatisfiable in ("bytes=1000-", "bytes=5-2", "bytes=abc-", "bytes=-0"):
         with pytest.raises(ValueError):
             parse_range(unsatisfiable, 1000)
+
+
+async def test_a_full_disk_stops_the_recording_with_an_alert_never_the_live(
+    aiohttp_client: Any, tmp_path: Path, pcs: list[RTCPeerConnection],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(LocalStorage, "free_bytes", lambda self: 1024)  # a full disk
+    client = await aiohttp_client(make_app(tmp_path))
+    store = client.app[STORE]
+    await store.create_room(Room(id="pumps", name="Pumps", kind=RoomKind.LIVESTREAM,
+                                 owner="ningbo", status=RoomStatus.LIVE, record=True))
+    pc = RTCPeerConnection()
+    pcs.append(pc)
+    pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await client.post("/whip/pumps", data=pc.localDescription.sdp.encode(), headers={
+        "Content-Type": "application/sdp"} | bearer(client, "pumps", "ningbo", Role.EXHIBITOR))
+    assert response.status == 201
+    await pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
+    async with asyncio.timeout(15):
+        while True:
+            metrics = await (await client.get("/metrics")).text()
+            if 'fairwire_recorder{what="disk_full"} 1.0' in metrics:
+                break
+            await asyncio.sleep(0.2)
+    assert 'fairwire_recorder{what="recording"} 1.0' in metrics
+    # The live goes on: packets keep arriving and being forwarded.
+    before = client.app[SFU].stats()["packets_received"]
+    await asyncio.sleep(1.0)
+    assert client.app[SFU].stats()["packets_received"] > before + 10
+
+
+async def test_old_replays_are_pruned_and_recent_ones_kept(
+    aiohttp_client: Any, tmp_path: Path, pcs: list[RTCPeerConnection]
+) -> None:
+    client = await aiohttp_client(make_app(tmp_path))
+    replay = await record_a_live(client, pcs)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'fairwire_recorder{what="replays_finished"} 1.0' in metrics
+    assert 'fairwire_recorder{what="frames_dropped"} 0.0' in metrics
+    written = next(line for line in metrics.splitlines()
+                   if line.startswith('fairwire_recorder{what="frames_written"}'))
+    assert float(written.split()[-1]) > 100, written
+    storage = client.app[RECORDINGS].storage
+    assert prune(storage, parse_age("1d"), time.time()) == []
+    assert prune(storage, parse_age("1h"), time.time() + 2 * 3600) == [replay["id"]]
+    listed = await (await client.get("/api/replays", headers=OPERATOR)).json()
+    assert listed["replays"] == []
+    assert parse_age("30d") == 30 * 86400 and parse_age("90m") == 5400
+    with pytest.raises(ValueError):
+        parse_age("a month")
+
+
+def test_the_prune_command_deletes_by_age(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    storage = LocalStorage.in_data_dir(tmp_path)
+    meta = RecordingMeta("booth.old", "booth", "Booth", "", None, started_at=1000.0,
+                         ended_at=1060.0)
+    storage.write_bytes(meta.id, META, meta.to_json().encode())
+    info = ReplayInfo(meta.id, 60.0, (), 10, ("replay.webm",), "replay.webm")
+    storage.write_bytes(meta.id, FINAL, info.to_json().encode())
+    environ = {"FAIRWIRE_DATA_DIR": str(tmp_path)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        assert main(["replays", "prune", "--older-than", "30d"]) == 0
+        assert "1 replays older than 30d deleted" in capsys.readouterr().out
+        assert storage.list_recordings() == []
+        assert main(["replays", "prune", "--older-than", "soon"]) == 2
