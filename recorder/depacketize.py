@@ -77,11 +77,13 @@ class DepacketizedFrame:
 class FrameAssembler:
     """Reorders packets, reports loss, and leaves the codec's framing to subclasses."""
 
-    __slots__ = ("_depth", "_next", "_pending", "dropped_frames", "late_packets", "lost_packets")
+    __slots__ = ("_depth", "_format", "_next", "_pending", "dropped_frames", "late_packets",
+                 "lost_packets")
 
     kind = "video"
 
     def __init__(self, reorder_depth: int = DEFAULT_REORDER_DEPTH) -> None:
+        self._format: TrackFormat | None = None
         self._depth = max(0, reorder_depth)
         self._next: int | None = None
         self._pending: dict[int, tuple[int, bool, bytes]] = {}
@@ -92,7 +94,7 @@ class FrameAssembler:
     @property
     def format(self) -> TrackFormat | None:
         """The track's format as far as known (video: from the last keyframe)."""
-        raise NotImplementedError
+        return self._format
 
     @property
     def needs_keyframe(self) -> bool:
@@ -222,15 +224,7 @@ def vp8_keyframe_size(frame: bytes) -> tuple[int, int] | None:
 class Vp8Assembler(_VideoAssembler):
     """RFC 7741: a frame is the packets of one timestamp from S=1,PID=0 to the marker."""
 
-    __slots__ = ("_format",)
-
-    def __init__(self, reorder_depth: int = DEFAULT_REORDER_DEPTH) -> None:
-        super().__init__(reorder_depth)
-        self._format: TrackFormat | None = None
-
-    @property
-    def format(self) -> TrackFormat | None:
-        return self._format
+    __slots__ = ()
 
     def _packet(
         self, timestamp: int, marker: bool, payload: bytes, out: list[DepacketizedFrame]
@@ -457,12 +451,11 @@ class H264Assembler(_VideoAssembler):
     """
 
     __slots__ = (
-        "_format", "_fu", "_has_idr", "_has_vcl", "_pps", "_sps", "_sps_info", "_starts_at_mb0",
+        "_fu", "_has_idr", "_has_vcl", "_pps", "_sps", "_sps_info", "_starts_at_mb0",
     )
 
     def __init__(self, reorder_depth: int = DEFAULT_REORDER_DEPTH) -> None:
         super().__init__(reorder_depth)
-        self._format: TrackFormat | None = None
         self._fu: bytearray | None = None  # FU-A NAL unit being reassembled
         self._sps: bytes = b""
         self._pps: bytes = b""
@@ -470,10 +463,6 @@ class H264Assembler(_VideoAssembler):
         self._has_idr = False
         self._has_vcl = False
         self._starts_at_mb0 = False
-
-    @property
-    def format(self) -> TrackFormat | None:
-        return self._format
 
     def _drop(self) -> None:
         super()._drop()
@@ -611,7 +600,7 @@ def opus_head(channels: int = OPUS_CHANNELS, pre_skip: int = 0) -> bytes:
 class OpusAssembler(FrameAssembler):
     """RFC 7587 §4.2: one RTP payload is one Opus packet; loss needs no keyframe."""
 
-    __slots__ = ("_format",)
+    __slots__ = ()
 
     kind = "audio"
 
@@ -621,10 +610,6 @@ class OpusAssembler(FrameAssembler):
             kind="audio", codec="opus", clock_rate=OPUS_CLOCK_RATE, channels=OPUS_CHANNELS,
             extradata=opus_head(),
         )
-
-    @property
-    def format(self) -> TrackFormat | None:
-        return self._format
 
     def _packet(
         self, timestamp: int, marker: bool, payload: bytes, out: list[DepacketizedFrame]

@@ -42,7 +42,13 @@ from recorder.media import EncodedFrame, TrackFormat
 from recorder.replay import ReplayInfo, load_replay, recover
 from recorder.replay import finalise as finalise_replay
 from recorder.segments import SegmentWriter
-from recorder.storage import InvalidPath, LocalStorage, Storage, StorageError
+from recorder.storage import (
+    InvalidPath,
+    LocalStorage,
+    Storage,
+    StorageError,
+    check_recording_id,
+)
 from recorder.timeline import Timeline
 from recorder.track import RecordedTrack
 from rooms import Grant, Room, RoomKind, RoomStatus, Store, ValidationError
@@ -356,9 +362,9 @@ class Recordings:
                 "replays_finished": self.replays_finished, **totals}
 
     async def _stop(self, room_id: str) -> None:
-        recording = self.live[room_id]
+        # Out of `live` first: a program change while it finishes must not attach observers.
+        recording = self.live.pop(room_id)
         replay = await recording.stop(time.time())
-        del self.live[room_id]
         for name, value in recording.counters().items():
             self._finished_counters[name] = self._finished_counters.get(name, 0) + value
         self.replays_finished += 1
@@ -367,13 +373,10 @@ class Recordings:
 
     # -- replays ----------------------------------------------------------------------------
 
-    def meta_of(self, replay_id: str) -> RecordingMeta | None:
-        return read_meta(self.storage, replay_id)
-
     def finished(self) -> list[tuple[RecordingMeta, ReplayInfo]]:
         out = []
         for replay_id in self.storage.list_recordings():
-            meta = self.meta_of(replay_id)
+            meta = read_meta(self.storage, replay_id)
             info = load_replay(self.storage, replay_id) if meta is not None else None
             if meta is not None and info is not None and info.playback is not None:
                 out.append((meta, info))
@@ -463,9 +466,10 @@ async def list_replays(request: web.Request) -> web.Response:
 
 def _replay_id(request: web.Request) -> str:
     replay_id = request.match_info["replay_id"]
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", replay_id):
-        raise ApiError(404, f"no replay {replay_id!r}", "replay_not_found")
-    return replay_id
+    try:
+        return check_recording_id(replay_id)
+    except InvalidPath:
+        raise ApiError(404, f"no replay {replay_id!r}", "replay_not_found") from None
 
 
 @routes.get("/api/replays/{replay_id}")
@@ -474,7 +478,7 @@ async def get_replay(request: web.Request) -> web.Response:
     require_credentials(caller)
     replay_id = _replay_id(request)
     recordings = request.app[RECORDINGS]
-    meta = recordings.meta_of(replay_id)
+    meta = read_meta(recordings.storage, replay_id)
     info = load_replay(recordings.storage, replay_id) if meta is not None else None
     # Someone else's replay is not disclosed: 404 as for one that does not exist.
     if meta is None or info is None or info.playback is None or not _may_watch(caller,
