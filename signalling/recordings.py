@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import queue
@@ -36,7 +34,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from recorder.media import EncodedFrame, TrackFormat
 from recorder.replay import ReplayInfo, load_replay, recover
@@ -53,9 +51,9 @@ from recorder.timeline import Timeline
 from recorder.track import RecordedTrack
 from rooms import Grant, Room, RoomKind, RoomStatus, Store, ValidationError
 from sfu.sessions import Publication, Sfu, SfuRoom
-from signalling.auth import ForbiddenError
 from signalling.callers import Caller, caller_of, require_credentials
 from signalling.errors import ApiError
+from signalling.files import UrlSigner, serve_file
 from signalling.keys import RECORDINGS, SETTINGS, STORE
 
 log = logging.getLogger(__name__)
@@ -73,7 +71,6 @@ QUEUE_FRAMES = 2000
 KEYFRAME_EVERY_MS = 5000
 PAGE_LIMIT, MAX_PAGE_LIMIT = 20, 100
 _STOP = object()
-_SIGNATURE = re.compile(r"(\d{1,12})\.([0-9a-f]{64})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,8 +266,7 @@ class Recordings:
         self.storage = storage
         self.store = store
         self.sfu = sfu
-        self.url_ttl = url_ttl
-        self._key = hashlib.sha256(b"fairwire replay urls\0" + secret.encode()).digest()
+        self.signer = UrlSigner(secret, "replay", url_ttl)
         self.live: dict[str, LiveRecording] = {}
         self._task: asyncio.Task[None] | None = None
         self._recovery: asyncio.Future[None] | None = None
@@ -383,22 +379,8 @@ class Recordings:
         out.sort(key=lambda pair: pair[0].started_at, reverse=True)
         return out
 
-    def sign(self, replay_id: str, expires: int) -> str:
-        message = f"{replay_id}\n{expires}".encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
-
     def signed_prefix(self, replay_id: str, now: float) -> str:
-        expires = int(now) + self.url_ttl
-        return f"/replays/{replay_id}/s/{expires}.{self.sign(replay_id, expires)}/"
-
-    def check_signature(self, replay_id: str, signature: str, now: float) -> None:
-        match = _SIGNATURE.fullmatch(signature)
-        if match is None or not hmac.compare_digest(
-                self.sign(replay_id, int(match.group(1))), match.group(2)):
-            raise ForbiddenError("this replay link is not valid", "invalid_signature")
-        if int(match.group(1)) < now:
-            raise ForbiddenError("this replay link has expired: open the replay again",
-                                 "signature_expired")
+        return f"/replays/{replay_id}/s/{self.signer.token(replay_id, now)}/"
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
@@ -428,7 +410,7 @@ def replay_body(recordings: Recordings, meta: RecordingMeta, info: ReplayInfo,
         "playback_url": prefix + info.playback if info.playback else None,
         "hls_url": prefix + info.hls if info.hls else None,
         "thumbnail_url": prefix + info.thumbnail if info.thumbnail else None,
-        "url_expires_at": int(now) + recordings.url_ttl,
+        "url_expires_at": recordings.signer.expiry(now),
     }
 
 
@@ -487,78 +469,20 @@ async def get_replay(request: web.Request) -> web.Response:
     return web.json_response(replay_body(recordings, meta, info, time.time()))
 
 
-CONTENT_TYPES = {".webm": "video/webm", ".mp4": "video/mp4", ".m4s": "video/iso.segment",
-                 ".m3u8": "application/vnd.apple.mpegurl", ".jpg": "image/jpeg"}
-CHUNK_BYTES = 256 * 1024
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """RFC 9110 §14.1.2: the one byte range asked for, as (first, last) inclusive; None for
-    the whole file (no header, or several ranges, which a server may answer in full).
-    Raises ValueError when the range cannot be satisfied (-> 416)."""
-    if header is None:
-        return None
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first_text, dash, last_text = spec.strip().partition("-")
-    if not dash:
-        return None
-    try:
-        if first_text == "":  # a suffix: the last N bytes
-            suffix = int(last_text)
-            if suffix <= 0 or size == 0:
-                raise ValueError("empty suffix range")
-            return max(0, size - suffix), size - 1
-        first = int(first_text)
-        last = int(last_text) if last_text else size - 1
-    except ValueError:
-        raise ValueError(f"not a byte range: {header!r}") from None
-    if first < 0 or first > last or first >= size:
-        raise ValueError(f"range {header!r} is outside the {size} bytes")
-    return first, min(last, size - 1)
-
-
 @routes.get("/replays/{replay_id}/s/{signature}/{name:.+}")
 async def replay_file(request: web.Request) -> web.StreamResponse:
     replay_id = _replay_id(request)
     recordings = request.app[RECORDINGS]
-    recordings.check_signature(replay_id, request.match_info["signature"], time.time())
+    recordings.signer.check(replay_id, request.match_info["signature"], time.time())
     name = request.match_info["name"]
     info = load_replay(recordings.storage, replay_id)
     if info is None or name not in info.files:
         raise ApiError(404, f"no file {name!r} in replay {replay_id!r}", "replay_not_found")
-    size = recordings.storage.size(replay_id, name)
-    try:
-        span = parse_range(request.headers.get(hdrs.RANGE), size)
-    except ValueError as exc:
-        raise ApiError(416, str(exc), "range_not_satisfiable",
-                       headers={hdrs.CONTENT_RANGE: f"bytes */{size}"}) from None
-    first, last = span if span is not None else (0, size - 1)
-    suffix = name[name.rfind("."):]
-    response = web.StreamResponse(status=206 if span is not None else 200, headers={
-        hdrs.CONTENT_TYPE: CONTENT_TYPES.get(suffix, "application/octet-stream"),
-        hdrs.ACCEPT_RANGES: "bytes",
-        # A finished replay never changes: caches and CDNs keep it as long as the link lives.
-        hdrs.CACHE_CONTROL: "private, max-age=3600, immutable",
-        hdrs.CONTENT_LENGTH: str(last - first + 1 if size else 0),
-        hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: "*",
-    })
-    if span is not None:
-        response.headers[hdrs.CONTENT_RANGE] = f"bytes {first}-{last}/{size}"
-    await response.prepare(request)
-    if request.method != hdrs.METH_HEAD and size:
-        with recordings.storage.open_read(replay_id, name) as source:
-            source.seek(first)
-            left = last - first + 1
-            while left > 0:
-                chunk = await asyncio.to_thread(source.read, min(CHUNK_BYTES, left))
-                if not chunk:
-                    break
-                await response.write(chunk)
-                left -= len(chunk)
-    await response.write_eof()
-    return response
+    storage = recordings.storage
+    # A finished replay never changes: caches and CDNs keep it as long as the link lives.
+    return await serve_file(request, name, storage.size(replay_id, name),
+                            storage.open_read(replay_id, name),
+                            "private, max-age=3600, immutable")
 
 
 def setup(app: web.Application, sfu: Sfu) -> None:

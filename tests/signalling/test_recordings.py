@@ -25,8 +25,9 @@ from rooms import Role, RoomKind, RoomStatus
 from rooms.model import Room
 from signalling.app import create_app
 from signalling.cli import main
+from signalling.files import parse_range
 from signalling.keys import RECORDINGS, SFU, STORE, TOKENS
-from signalling.recordings import META, RecordingMeta, parse_age, parse_range, prune
+from signalling.recordings import META, RecordingMeta, parse_age, prune
 
 API_KEY = "k" * 24
 OPERATOR = {"Authorization": f"Bearer {API_KEY}"}
@@ -165,7 +166,7 @@ async def test_replays_need_a_grant_and_an_intact_unexpired_signature(
     assert (await client.get(longer)).status == 403
     recordings = client.app[RECORDINGS]
     past = int(time.time()) - 10
-    stale = f"{prefix}/{past}.{recordings.sign(replay['id'], past)}/{name}"
+    stale = f"{prefix}/{past}.{recordings.signer.sign(replay['id'], past)}/{name}"
     expired = await client.get(stale)
     assert expired.status == 403 and (await expired.json())["error"]["code"] == (
         "signature_expired")
