@@ -26,9 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import queue
 import re
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -47,14 +45,13 @@ from recorder.storage import (
     StorageError,
     check_recording_id,
 )
-from recorder.timeline import Timeline
-from recorder.track import RecordedTrack
 from rooms import Grant, Room, RoomKind, RoomStatus, Store, ValidationError
-from sfu.sessions import Publication, Sfu, SfuRoom
+from sfu.sessions import Sfu, SfuRoom
 from signalling.callers import Caller, caller_of, require_credentials
 from signalling.errors import ApiError
 from signalling.files import UrlSigner, serve_file
 from signalling.keys import RECORDINGS, SETTINGS, STORE
+from signalling.program_tap import ProgramTap
 
 log = logging.getLogger(__name__)
 
@@ -62,15 +59,10 @@ routes = web.RouteTableDef()
 
 META = "recording.json"
 RECONCILE_SECONDS = 1.0
-# Frames waiting for the writer thread: ~20 s of a 30 fps live with its audio. Past it, frames
-# are dropped and counted (a disk that cannot keep up must not grow memory without bound).
-QUEUE_FRAMES = 2000
-# Browsers send a keyframe only when asked (Chromium's own interval is minutes long): ask for
-# one when no keyframe came for this long, so that segments stay within 6 s (a crash loses
-# one). Not more often: a recorder's request would hold a new viewer's back (PLI throttle).
+# Ask for a keyframe when none came for this long, so that segments stay within 6 s (a crash
+# loses one). Not more often: a recorder's request would hold a new viewer's back (PLI throttle).
 KEYFRAME_EVERY_MS = 5000
 PAGE_LIMIT, MAX_PAGE_LIMIT = 20, 100
-_STOP = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,116 +97,45 @@ def recording_id(room_id: str, started_at: float) -> str:
 
 
 class LiveRecording:
-    """One live being recorded: observers on the on-air publications, a writer thread."""
+    """One live being recorded: a program tap whose writer makes segments, then the replay."""
 
     def __init__(self, storage: Storage, meta: RecordingMeta) -> None:
         self.storage = storage
         self.meta = meta
-        self.timeline = Timeline()
-        self.frames: queue.Queue[Any] = queue.Queue(QUEUE_FRAMES)
-        self.dropped = 0
         self.disk_full_told = False
-        self.last_keyframe_ms: float | None = None  # recording clock, as the sink saw them
-        self.last_video_ms = 0.0
-        self.tracks: dict[str, tuple[Publication, RecordedTrack]] = {}
-        self.writer = SegmentWriter(storage, meta.id)
+        self.segments = SegmentWriter(storage, meta.id)
         self.replay: ReplayInfo | None = None
-        self.failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"recorder {meta.id}",
-                                        daemon=True)
-        self._done = asyncio.get_running_loop().create_future()
         storage.write_bytes(meta.id, META, meta.to_json().encode())
-        self._thread.start()
+        self.tap = ProgramTap(f"recorder {meta.id}", self, keyframe_every_ms=KEYFRAME_EVERY_MS)
 
-    def _sink(self, fmt: TrackFormat, frame: EncodedFrame) -> None:
-        if frame.kind == "video":
-            self.last_video_ms = frame.pts_ms
-            if frame.keyframe:
-                self.last_keyframe_ms = frame.pts_ms
-        try:
-            self.frames.put_nowait((fmt, frame))
-        except queue.Full:
-            self.dropped += 1
+    # FrameWriter, on the tap's thread
 
-    def follow(self, room: SfuRoom) -> None:
-        """Record what is on air now: observers move with the program's switches."""
-        on_air = room.program.to_dict()
-        publications = {p.id: p for p in room.publications}
-        for kind in ("video", "audio"):
-            wanted = publications.get(on_air.get(kind) or "")
-            current = self.tracks.get(kind)
-            if current is not None and current[0] is wanted:
-                continue
-            if current is not None:
-                current[0].stream.remove_observer(current[1])
-            if wanted is None:
-                self.tracks.pop(kind, None)
-                continue
-            # One clock per publisher's connection: its audio and video share it.
-            source = f"{wanted.identity}:{wanted.publisher.id}"
-            if current is not None and current[1].format is not None and (
-                    current[1].format.codec.lower() == wanted.codec.lower()):
-                track = current[1]
-                track.switch_source(source)
-            else:
-                track = RecordedTrack(wanted.codec, self.timeline, self._sink, source)
-            wanted.stream.add_observer(track)
-            self.tracks[kind] = (wanted, track)
-            if kind == "video":
-                wanted.request_keyframe()  # start on a keyframe, not at the next one
+    def write(self, fmt: TrackFormat, frame: EncodedFrame) -> None:
+        self.segments.write(fmt, frame)
+
+    def close(self) -> None:
+        self.segments.close()
+        self.storage.write_bytes(self.meta.id, META, self.meta.to_json().encode())
+        # Should this fail, the next start's recovery finalises the replay.
+        self.replay = finalise_replay(self.storage, self.meta.id)
+
+    # on the event loop
 
     def counters(self) -> dict[str, int]:
-        stats = self.writer.stats
-        return {"frames_written": stats.frames_written, "frames_dropped": self.dropped,
+        stats = self.segments.stats
+        return {"frames_written": stats.frames_written, "frames_dropped": self.tap.dropped,
                 "frames_rejected": stats.frames_rejected, "write_errors": stats.write_errors,
                 "segments": stats.segments, "bytes": stats.bytes,
-                "recorder_errors": sum(t.errors + t.sink_errors for _, t in self.tracks.values())}
+                "recorder_errors": self.tap.tap_errors}
 
     @property
     def disk_full(self) -> bool:
-        return self.writer.stats.disk_full
-
-    def ask_for_keyframes(self) -> None:
-        """A keyframe to start on, after a loss, and one per segment."""
-        since = None if self.last_keyframe_ms is None else (
-            self.last_video_ms - self.last_keyframe_ms)
-        for publication, track in self.tracks.values():
-            if track.kind == "video" and (track.needs_keyframe or (
-                    since is not None and since >= KEYFRAME_EVERY_MS)):
-                publication.request_keyframe()
+        return self.segments.stats.disk_full
 
     async def stop(self, ended_at: float) -> ReplayInfo | None:
-        for publication, track in self.tracks.values():
-            publication.stream.remove_observer(track)
-        self.tracks.clear()
         self.meta = RecordingMeta(**{**_fields(self.meta), "ended_at": ended_at})
-        # The stop mark waits for room in the queue: every frame before it is written.
-        await asyncio.to_thread(self.frames.put, _STOP)
-        await self._done
+        await self.tap.stop()
         return self.replay
-
-    def _run(self) -> None:
-        try:
-            while True:
-                item = self.frames.get()
-                if item is _STOP:
-                    break
-                self.writer.write(*item)
-            self.writer.close()
-            self.storage.write_bytes(self.meta.id, META, self.meta.to_json().encode())
-            self.replay = finalise_replay(self.storage, self.meta.id)
-        except BaseException as exc:  # reported, and the next start's recovery retries
-            self.failed = exc
-            log.exception("recording %s failed", self.meta.id)
-        finally:
-            loop = self._done.get_loop()
-            with contextlib.suppress(RuntimeError):  # the loop is gone at interpreter exit
-                loop.call_soon_threadsafe(_settle, self._done)
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _fields(meta: RecordingMeta) -> dict[str, Any]:
@@ -307,7 +228,7 @@ class Recordings:
     async def _program_changed(self, room: SfuRoom) -> None:
         recording = self.live.get(room.id)
         if recording is not None:
-            recording.follow(room)
+            recording.tap.follow(room)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -332,7 +253,7 @@ class Recordings:
                 elif not wanted and recording is not None:
                     await self._stop(room_id)
                 elif recording is not None:
-                    recording.ask_for_keyframes()
+                    recording.tap.ask_for_keyframes()
                     if recording.disk_full and not recording.disk_full_told:
                         recording.disk_full_told = True
                         log.error("recording %s stopped: the disk is full (the live goes on)",
@@ -343,7 +264,7 @@ class Recordings:
         meta = RecordingMeta(recording_id(room.id, now), room.id, room.name, room.category,
                              room.owner, now)
         recording = self.live[room.id] = LiveRecording(self.storage, meta)
-        recording.follow(sfu_room)
+        recording.tap.follow(sfu_room)
         log.info("recording %s: %s", room.id, meta.id)
 
     def stats(self) -> dict[str, int]:

@@ -76,8 +76,8 @@ async def run(lives: int, seconds: float, clip: Any, *, record: bool) -> dict[st
             continue
         meta = RecordingMeta(f"bench-{n}.live", f"bench-{n}", "Bench", "", None, time.time())
         recording = LiveRecording(storage, meta)
-        video = RecordedTrack("VP8", recording.timeline, recording._sink, f"pub-{n}")
-        audio = RecordedTrack("opus", recording.timeline, recording._sink, f"pub-{n}")
+        video = RecordedTrack("VP8", recording.tap.timeline, recording.tap._sink, f"pub-{n}")
+        audio = RecordedTrack("opus", recording.tap.timeline, recording.tap._sink, f"pub-{n}")
         recordings.append(recording)
         tracks.append((video, audio))
     seq = [[n * 1000, n * 1000 + 500] for n in range(lives)]
@@ -120,8 +120,8 @@ async def run(lives: int, seconds: float, clip: Any, *, record: bool) -> dict[st
             next_report += 1.0
         await asyncio.sleep(max(0.0, min(next_video, next_audio) - time.monotonic()))
     wall, cpu = time.monotonic() - start_wall, cpu_seconds() - start_cpu
-    written = sum(r.writer.stats.frames_written for r in recordings)
-    dropped = sum(r.dropped for r in recordings)
+    written = sum(r.segments.stats.frames_written for r in recordings)
+    dropped = sum(r.tap.dropped for r in recordings)
     finalise_started = time.monotonic()
     replays = [await r.stop(time.time()) for r in recordings]
     finalise_s = (time.monotonic() - finalise_started) / lives
