@@ -217,7 +217,7 @@ def open_remux_output(path: str, container: str, options: dict[str, str]) -> Out
     return av.open(path, "w", format=CONTAINERS[container], options=options)
 
 
-def _template_streams(output: OutputContainer, formats: list[TrackFormat]) -> dict[str, Stream]:
+def template_streams(output: OutputContainer, formats: list[TrackFormat]) -> dict[str, Stream]:
     # add_stream() would open an encoder at the first mux, and libx264/libopus would replace
     # the publisher's SPS/PPS and OpusHead with their own; a stream made from a template is
     # marked initialised and only copies its parameters into the file (remux only).
@@ -454,7 +454,7 @@ class SegmentWriter:
             formats = [f for f in (video, self._formats.get("audio")) if f is not None]
             if not self.has_audio:
                 formats = [f for f in formats if f.kind == "video"]
-            streams = _template_streams(output, formats)
+            streams = template_streams(output, formats)
         except Exception:
             output.close()
             pending.abort()
