@@ -49,6 +49,7 @@ from signalling.callers import Caller, caller_of, require_credentials, room_seen
 from signalling.errors import ApiError, read_json_object
 from signalling.keys import (
     GUEST_LIMITER,
+    LIVE_HLS,
     LOOP_MONITOR,
     METRICS,
     REALTIME,
@@ -88,7 +89,7 @@ async def metrics(request: web.Request) -> web.Response:
     sfu = request.app[SFU]
     await registry.refresh(request.app[STORE], sfu.stats(), sfu.published_formats(),
                            request.app[LOOP_MONITOR].take_worst(),
-                           request.app[RECORDINGS].stats())
+                           request.app[RECORDINGS].stats(), request.app[LIVE_HLS].stats())
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

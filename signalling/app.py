@@ -13,7 +13,7 @@ from aiohttp import web
 from config import Settings
 from rooms import MemoryStore, Store
 from sfu.sessions import MediaSettings, Sfu
-from signalling import api, pages, recordings, whip
+from signalling import api, live_hls, pages, recordings, whip
 from signalling.auth import TokenIssuer
 from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, Handler, error_middleware
@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_loop_monitor_lifecycle)
     # After the store's: recordings finish (and finalise) before the store and SFU close.
     recordings.setup(app, sfu)
+    live_hls.setup(app, sfu)
     return app
 
 

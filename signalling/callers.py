@@ -24,6 +24,11 @@ class Caller:
         return room.public or self.operator or (
             self.claims is not None and self.claims.room == room.id and not self.claims.guest)
 
+    def may_watch(self, room_id: str) -> bool:
+        """The operator, or a token of that room with the ``subscribe`` grant."""
+        return self.operator or (self.claims is not None and self.claims.room == room_id
+                                 and self.claims.can(Grant.SUBSCRIBE))
+
     def manages(self, room_id: str) -> bool:
         """The operator, or a host of that room (the ``moderate`` grant)."""
         return self.operator or (self.claims is not None and self.claims.room == room_id

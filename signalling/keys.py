@@ -17,6 +17,7 @@ from signalling.ratelimit import RateLimiter
 if TYPE_CHECKING:
     from sfu.sessions import Sfu
     from signalling.live import Live
+    from signalling.live_hls import LiveHls
     from signalling.media import MediaSignalling
     from signalling.realtime import Realtime
     from signalling.recordings import Recordings
@@ -35,3 +36,4 @@ SFU: web.AppKey[Sfu] = web.AppKey("sfu")
 MEDIA: web.AppKey[MediaSignalling] = web.AppKey("media")
 LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
+LIVE_HLS: web.AppKey[LiveHls] = web.AppKey("live_hls")

@@ -89,6 +89,14 @@ class Metrics:
             ["what"],
             registry=self.registry,
         )
+        self.live_hls = Gauge(
+            "fairwire_live_hls",
+            "This node's live HLS: streams (on air now), started, and of the streams still "
+            "held segments, frames_written, frames_rejected (not H.264 / Opus), "
+            "frames_dropped (the writer fell behind), write_errors",
+            ["what"],
+            registry=self.registry,
+        )
         self.published_tracks = Gauge(
             "fairwire_published_tracks",
             "Tracks published on this node, by kind, codec and (H.264) profile",
@@ -101,10 +109,13 @@ class Metrics:
         formats: Mapping[tuple[str, str, str], int] | None = None,
         worst_loop_lag: float | None = None,
         recorder: Mapping[str, int] | None = None,
+        live_hls: Mapping[str, int] | None = None,
     ) -> None:
         """Recompute the state gauges (at scrape time, not per change or per packet)."""
         for what, value in (recorder or {}).items():
             self.recorder.labels(what).set(value)
+        for what, value in (live_hls or {}).items():
+            self.live_hls.labels(what).set(value)
         if worst_loop_lag is not None:
             self.loop_worst_lag.set(worst_loop_lag)
         if media is not None:

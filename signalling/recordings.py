@@ -45,9 +45,9 @@ from recorder.storage import (
     StorageError,
     check_recording_id,
 )
-from rooms import Grant, Room, RoomKind, RoomStatus, Store, ValidationError
+from rooms import Room, RoomKind, RoomStatus, Store, ValidationError
 from sfu.sessions import Sfu, SfuRoom
-from signalling.callers import Caller, caller_of, require_credentials
+from signalling.callers import caller_of, require_credentials
 from signalling.errors import ApiError
 from signalling.files import UrlSigner, serve_file
 from signalling.keys import RECORDINGS, SETTINGS, STORE
@@ -307,12 +307,6 @@ class Recordings:
 # -- HTTP ---------------------------------------------------------------------------------------
 
 
-def _may_watch(caller: Caller, room_id: str) -> bool:
-    claims = caller.claims
-    return caller.operator or (claims is not None and claims.room == room_id
-                               and claims.can(Grant.SUBSCRIBE))
-
-
 def replay_body(recordings: Recordings, meta: RecordingMeta, info: ReplayInfo,
                 now: float) -> dict[str, Any]:
     prefix = recordings.signed_prefix(meta.id, now)
@@ -353,7 +347,7 @@ async def list_replays(request: web.Request) -> web.Response:
     recordings = request.app[RECORDINGS]
     found = [
         (meta, info) for meta, info in await asyncio.to_thread(recordings.finished)
-        if _may_watch(caller, meta.room)
+        if caller.may_watch(meta.room)
         and query.get("room", meta.room) == meta.room
         and query.get("owner", meta.owner) == meta.owner
         and query.get("category", meta.category) == meta.category
@@ -384,8 +378,8 @@ async def get_replay(request: web.Request) -> web.Response:
     meta = read_meta(recordings.storage, replay_id)
     info = load_replay(recordings.storage, replay_id) if meta is not None else None
     # Someone else's replay is not disclosed: 404 as for one that does not exist.
-    if meta is None or info is None or info.playback is None or not _may_watch(caller,
-                                                                               meta.room):
+    if meta is None or info is None or info.playback is None or not caller.may_watch(
+            meta.room):
         raise ApiError(404, f"no replay {replay_id!r}", "replay_not_found")
     return web.json_response(replay_body(recordings, meta, info, time.time()))
 
