@@ -22,6 +22,32 @@ def _error_responses(*statuses: int) -> dict[str, Any]:
     }
 
 
+def _signed_file(owner: str, summary: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "description": "No credentials: the signed path is the capability; a tampered or "
+                           "expired signature is refused with 403.",
+            "parameters": [{"name": name, "in": "path", "required": True,
+                            "schema": {"type": "string"}}
+                           for name in (owner, "signature", "file")] + [
+                {"name": "Range", "in": "header", "required": False,
+                 "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The file",
+                        "content": {"application/octet-stream": {"schema": {
+                            "type": "string", "format": "binary"}}}},
+                "206": {"description": "The byte range asked for",
+                        "content": {"application/octet-stream": {"schema": {
+                            "type": "string", "format": "binary"}}}},
+                "416": {"description": "Range not satisfiable",
+                        "content": {"application/json": {"schema": _ERROR}}},
+                **_error_responses(403, 404),
+            },
+        },
+    }
+
+
 def _sdp_exchange(summary: str, grant: str) -> dict[str, Any]:
     return {
         "post": {
@@ -459,6 +485,23 @@ def openapi_document() -> dict[str, Any]:
                         **_error_responses(400, 401, 403, 404, 413, 415, 429)},
                 },
             },
+            "/replays/{replay_id}/s/{signature}/{file}": _signed_file(
+                "replay_id", "A replay's file (the replay, HLS VOD, thumbnail), with byte "
+                "ranges; `signature` comes from the replay's URLs"),
+            "/hls/{room}/index.m3u8": {
+                "get": {
+                    "summary": "Live HLS of an H.264 livestream on air: redirects to the "
+                               "playlist's signed address (RFC 8216, fMP4 segments of ~2 s)",
+                    "security": manager,
+                    "parameters": [{"name": "room", "in": "path", "required": True,
+                                    "schema": {"type": "string"}}],
+                    "responses": {"302": {"description": "The signed playlist", "headers": {
+                        "Location": {"schema": {"type": "string"}}}},
+                        **_error_responses(401, 403, 404)},
+                },
+            },
+            "/hls/{room}/s/{signature}/{file}": _signed_file(
+                "room", "A live HLS file: the playlist (cached ~1 s) or a segment (immutable)"),
             "/whip/{room}": _sdp_exchange("WHIP ingest (RFC 9725)", "publish"),
             "/whep/{room}": _sdp_exchange("WHEP playback", "subscribe"),
         },

@@ -210,7 +210,9 @@ async def test_openapi_describes_the_contract(client: TestClient[Any, Any]) -> N
     for path in ("/api/rooms", "/api/rooms/{room_id}", "/api/tokens", "/healthz", "/readyz",
                  "/metrics", "/whip/{room}", "/whep/{room}", "/api/rooms/{room_id}/guest",
                  "/api/rooms/{room_id}/links", "/api/rooms/{room_id}/participants",
-                 "/api/tokens/{token_id}"):
+                 "/api/tokens/{token_id}", "/api/replays", "/api/replays/{replay_id}",
+                 "/replays/{replay_id}/s/{signature}/{file}", "/hls/{room}/index.m3u8",
+                 "/hls/{room}/s/{signature}/{file}"):
         assert path in document["paths"], path
     # Every route the app serves under /api/ is described.
     served = {resource.canonical for resource in client.app.router.resources()
