@@ -34,6 +34,14 @@ class Visibility(enum.StrEnum):
     PRIVATE = "private"
 
 
+class Delivery(enum.StrEnum):
+    """How a livestream's viewers watch: real time over WebRTC, or live HLS (a few seconds
+    behind, from any CDN) when a host sends them there because the node is full."""
+
+    WEBRTC = "webrtc"
+    HLS = "hls"
+
+
 DEFAULT_VISIBILITY: Mapping[RoomKind, Visibility] = {
     RoomKind.LIVESTREAM: Visibility.PUBLIC,
     RoomKind.MEETING: Visibility.PRIVATE,
@@ -69,7 +77,8 @@ DEFAULT_GRANTS: Mapping[Role, frozenset[Grant]] = {
 # Grants that no role holds by default but that the operator may put on a link for these roles,
 # by naming them in the link's ``grants``: an exhibitor allowed to start lives of their own.
 OPT_IN_GRANTS: Mapping[Role, frozenset[Grant]] = {
-    Role.EXHIBITOR: frozenset({Grant.START_LIVE}),
+    # An exhibitor who records (and stops recording) their own meetings and lives.
+    Role.EXHIBITOR: frozenset({Grant.START_LIVE, Grant.RECORD}),
     Role.HOST: frozenset({Grant.START_LIVE}),
 }
 
@@ -178,6 +187,7 @@ class Room:
     started_at: float | None = None
     ended_at: float | None = None
     visibility: Visibility = Visibility.PUBLIC
+    delivery: Delivery = Delivery.WEBRTC
     # Someone publishes in it now, and since when that is so (or no longer so).
     publishing: bool = False
     publishing_changed_at: float | None = None
@@ -222,6 +232,7 @@ class Room:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "visibility": self.visibility.value,
+            "delivery": self.delivery.value,
             "publishing": self.publishing,
             "publishing_changed_at": self.publishing_changed_at,
         }
@@ -244,6 +255,7 @@ class Room:
             started_at=data.get("started_at"),
             ended_at=data.get("ended_at"),
             visibility=Visibility(data.get("visibility", DEFAULT_VISIBILITY[kind])),
+            delivery=Delivery(data.get("delivery", Delivery.WEBRTC.value)),
             publishing=bool(data.get("publishing", False)),
             publishing_changed_at=data.get("publishing_changed_at"),
         )
@@ -251,7 +263,7 @@ class Room:
 
 ROOM_FIELDS = frozenset(
     {"id", "name", "kind", "category", "owner", "scheduled_start", "scheduled_end", "record",
-     "languages", "status", "visibility"}
+     "languages", "status", "visibility", "delivery"}
 )
 # What an edit may change: everything but the id and the kind (pages and links depend on them).
 EDITABLE_ROOM_FIELDS = ROOM_FIELDS - {"id", "kind"}
@@ -294,6 +306,8 @@ def _room_fields(data: Mapping[str, Any]) -> dict[str, Any]:
         fields["visibility"] = _enum(Visibility, "visibility", data["visibility"])
     if "status" in data:
         fields["status"] = _enum(RoomStatus, "status", data["status"])
+    if "delivery" in data:
+        fields["delivery"] = _enum(Delivery, "delivery", data["delivery"])
     return fields
 
 

@@ -318,18 +318,25 @@ async def get_room(request: web.Request) -> web.Response:
 
 @routes.patch("/api/rooms/{room_id}")
 async def update_room(request: web.Request) -> web.Response:
-    """Operators and the room's hosts edit it; its owner exhibitor starts and ends the live."""
+    """Operators and the room's hosts edit it; its owner exhibitor starts and ends the live and
+    says how viewers watch; starting and stopping recording needs the ``record`` grant."""
     caller = await caller_of(request)
     require_credentials(caller)
     room = await room_seen_by(request, caller)
     body = await read_json_object(request)
+    records = caller.operator or (caller.claims is not None and caller.claims.room == room.id
+                                  and caller.claims.can(Grant.RECORD))
     if not caller.manages(room.id):
         if not caller.owns(room):
             raise ForbiddenError("only the operator, a host or the room's owner may change it",
                                  "missing_grant")
-        if set(body) - {"status"}:
-            raise ForbiddenError("the owner may start and end the live (status) only",
+        if set(body) - {"status", "delivery", "record"}:
+            raise ForbiddenError("the owner may start and end the live, say how viewers "
+                                 "watch and (with the record grant) record, nothing else",
                                  "missing_grant")
+    if "record" in body and body["record"] != room.record and not records:
+        raise ForbiddenError("starting or stopping recording needs the 'record' grant",
+                             "missing_grant")
     try:
         updated = room_edited(room, body, now=time.time())
     except ValidationError as exc:

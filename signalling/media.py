@@ -119,6 +119,7 @@ class MediaSignalling:
                     joined=True)
         realtime.on("update-subscription", self._update_subscription, grant=Grant.SUBSCRIBE,
                     joined=True)
+        realtime.on("unsubscribe", self._unsubscribe, joined=True)
         realtime.on("ice-candidate", self._ice_candidate, joined=True)
         realtime.on("restart-ice", self._restart_ice, joined=True)
         realtime.on_disconnect(self._close_connection_media)
@@ -333,6 +334,13 @@ class MediaSignalling:
             return await self._subscribe(connection, {},
                                          current.selection if current is not None else None)
         raise ValidationError("target", "publisher or subscriber")
+
+    async def _unsubscribe(self, connection: Connection, data: Any) -> dict[str, Any]:
+        """The page watches another way (live HLS): its receiving connection is closed."""
+        subscriber: Subscriber | None = connection.data.pop("subscriber", None)
+        if subscriber is not None:
+            await subscriber.close()
+        return {}
 
     async def _close_connection_media(self, connection: Connection) -> None:
         publisher: Publisher | None = connection.data.pop("publisher", None)

@@ -84,10 +84,16 @@ def openapi_document() -> dict[str, Any]:
             "scheduled_start": {"type": ["number", "null"], "description": "UNIX seconds"},
             "scheduled_end": {"type": ["number", "null"]},
             "status": {"enum": ["scheduled", "live", "ended"]},
-            "record": {"type": "boolean"},
+            "record": {"type": "boolean",
+                       "description": "Record it (default: livestreams yes, meetings no); "
+                                      "changing it needs the `record` grant"},
             "languages": {"type": "array", "items": {"type": "string"}},
             "visibility": {"enum": ["public", "private"],
                            "description": "Default: livestreams public, meetings private"},
+            "delivery": {"enum": ["webrtc", "hls"],
+                         "description": "How a livestream's viewers watch: webrtc (real time, "
+                                        "the default) or hls (live HLS, when a host sends "
+                                        "them there because the node is full)"},
             "created_at": {"type": "number"},
             "started_at": {"type": ["number", "null"]},
             "ended_at": {"type": ["number", "null"]},
@@ -99,7 +105,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     editable = ("name", "category", "owner", "scheduled_start", "scheduled_end", "record",
-                "languages", "visibility", "status")
+                "languages", "visibility", "status", "delivery")
     room_create = {
         "type": "object",
         "additionalProperties": False,

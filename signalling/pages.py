@@ -16,7 +16,12 @@ from aiohttp import web
 from signalling.errors import Handler, error_response
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-SOCKET_IO_CLIENT = WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+# Browser code from npm, served at /static/vendor/{name}.
+VENDOR = {
+    "socket.io.min.js": WEB_DIR / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js",
+    # The light build: HLS with fMP4 and MPEG-TS, without subtitles, EME or alternate audio.
+    "hls.min.js": WEB_DIR / "node_modules" / "hls.js" / "dist" / "hls.light.min.js",
+}
 
 # Only our own scripts and styles; media from getUserMedia / peer connections are blob-free
 # MediaStreams (srcObject) and need no media-src entry.
@@ -83,11 +88,14 @@ async def replay(request: web.Request) -> web.FileResponse:
     return _page("replay.html")
 
 
-async def socket_io_client(request: web.Request) -> web.StreamResponse:
-    if not SOCKET_IO_CLIENT.is_file():
+async def vendor_file(request: web.Request) -> web.StreamResponse:
+    path = VENDOR.get(request.match_info["name"])
+    if path is None:
+        return error_response(404, "not_found", "no such file")
+    if not path.is_file():
         return error_response(503, "assets_missing", "run make run / npm ci in signalling/web")
     return web.FileResponse(
-        SOCKET_IO_CLIENT,
+        path,
         headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
     )
 
@@ -102,8 +110,8 @@ async def _static_headers(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def add_static(app: web.Application) -> None:
-    """Serve ``signalling/web/`` at ``/static/`` and the socket.io client from node_modules."""
+    """Serve ``signalling/web/`` at ``/static/`` and the npm packages' files from node_modules."""
     # The specific route first: the static resource below would otherwise claim the prefix.
-    app.router.add_get("/static/vendor/socket.io.min.js", socket_io_client)
+    app.router.add_get("/static/vendor/{name}", vendor_file)
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False, append_version=False)
     app.middlewares.append(_static_headers)

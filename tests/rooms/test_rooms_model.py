@@ -212,7 +212,8 @@ def test_start_live_is_nobody_s_by_default() -> None:
     assert all(Grant.START_LIVE not in grants for grants in DEFAULT_GRANTS.values())
     assert all(Grant.START_LIVE not in grants_for(role) for role in Role)
     assert set(OPT_IN_GRANTS) == {Role.EXHIBITOR, Role.HOST}
-    assert grantable(Role.EXHIBITOR) == {Grant.PUBLISH, Grant.SUBSCRIBE, Grant.START_LIVE}
+    assert grantable(Role.EXHIBITOR) == {Grant.PUBLISH, Grant.SUBSCRIBE, Grant.START_LIVE,
+                                         Grant.RECORD}
     assert grantable(Role.HOST) == set(Grant)
     assert grantable(Role.BUYER) == DEFAULT_GRANTS[Role.BUYER]
     assert grantable(Role.VISITOR) == {Grant.SUBSCRIBE}
@@ -238,7 +239,8 @@ def test_grants_for_narrowing() -> None:
         (Role.VISITOR, [Grant.PUBLISH], "publish"),
         (Role.VISITOR, [Grant.SUBSCRIBE, Grant.MODERATE, Grant.RECORD], "moderate, record"),
         (Role.BUYER, [Grant.MODERATE], "moderate"),
-        (Role.EXHIBITOR, [Grant.RECORD, Grant.PUBLISH], "record"),
+        (Role.EXHIBITOR, [Grant.MODERATE, Grant.PUBLISH], "moderate"),
+        (Role.BUYER, [Grant.RECORD], "record"),
         (Role.EXHIBITOR, [Grant.START_LIVE, Grant.MODERATE], "moderate"),
         (Role.BUYER, [Grant.PUBLISH, Grant.START_LIVE], "start-live"),
         (Role.VISITOR, [Grant.START_LIVE], "start-live"),

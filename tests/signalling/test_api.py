@@ -235,3 +235,58 @@ async def test_writes_are_rate_limited(aiohttp_client: ClientFactory) -> None:
     assert int(limited.headers["Retry-After"]) >= 1
     assert_error(await limited.json(), "rate_limited")
     assert (await client.get("/api/rooms")).status == 200
+
+
+async def test_recording_is_started_and_stopped_by_the_record_grant_only(
+        client: TestClient[Any, Any]) -> None:
+    await client.post("/api/rooms", json={"id": "deal", "name": "Deal", "kind": "meeting",
+                                          "owner": "valve-co"}, headers=AUTH)
+
+    async def bearer(identity: str, role: str, grants: list[str] | None = None) -> dict[str, str]:
+        body = {"room": "deal", "identity": identity, "role": role} | (
+            {"grants": grants} if grants else {})
+        response = await client.post("/api/tokens", json=body, headers=AUTH)
+        assert response.status == 200, await response.json()
+        return {"Authorization": f"Bearer {(await response.json())['token']}"}
+
+    owner = await bearer("valve-co", "exhibitor")
+    recording_owner = await bearer("valve-co", "exhibitor", ["publish", "subscribe", "record"])
+    host = await bearer("host-1", "host")
+    narrowed_host = await bearer("host-2", "host", ["publish", "subscribe", "moderate"])
+    buyer = await bearer("buyer-1", "buyer")
+
+    async def patch(headers: dict[str, str], body: dict[str, Any]) -> Any:
+        response = await client.patch("/api/rooms/deal", json=body, headers=headers)
+        return response.status, await response.json()
+
+    status, body = await patch(owner, {"record": True})
+    assert status == 403 and body["error"]["code"] == "missing_grant"
+    status, body = await patch(narrowed_host, {"record": True})
+    assert status == 403
+    status, body = await patch(buyer, {"record": True})
+    assert status == 403
+    assert (await (await client.get("/api/rooms/deal", headers=AUTH)).json())["record"] is False
+    status, body = await patch(recording_owner, {"record": True})
+    assert status == 200 and body["record"] is True
+    status, body = await patch(host, {"record": False})
+    assert status == 200 and body["record"] is False
+    # Unchanged is no change: a host's edit that repeats the flag needs no grant.
+    status, body = await patch(narrowed_host, {"name": "Deal 2", "record": False})
+    assert status == 200 and body["name"] == "Deal 2"
+
+
+async def test_the_owner_or_a_host_sends_viewers_to_live_hls(
+        client: TestClient[Any, Any]) -> None:
+    await client.post("/api/rooms", json={"id": "line", "name": "Line", "kind": "livestream",
+                                          "owner": "valve-co"}, headers=AUTH)
+    response = await client.post("/api/tokens", json={
+        "room": "line", "identity": "valve-co", "role": "exhibitor"}, headers=AUTH)
+    owner = {"Authorization": f"Bearer {(await response.json())['token']}"}
+    room = await (await client.get("/api/rooms/line", headers=AUTH)).json()
+    assert room["delivery"] == "webrtc"
+    response = await client.patch("/api/rooms/line", json={"delivery": "hls"}, headers=owner)
+    assert response.status == 200 and (await response.json())["delivery"] == "hls"
+    response = await client.patch("/api/rooms/line", json={"delivery": "carrier-pigeon"},
+                                  headers=AUTH)
+    assert response.status == 400
+    assert_error(await response.json(), "invalid_field")
