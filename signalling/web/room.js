@@ -88,7 +88,10 @@
  *     "H264" | "VP8", profile?} to publish the camera in, or null; streamOwner(streamId) -> the
  *     identity whose name and track state the tile of that stream shows, and its
  *     data-identity (default: the stream id); null hides the tile (a program off air);
- *     screenStopping() -> Promise, awaited before a shared screen is unpublished.
+ *     screenStopping() -> Promise, awaited before a shared screen is unpublished;
+ *     watchesElsewhere() -> true while the page shows the room another way (live HLS): it
+ *     then does not subscribe over WebRTC. fairwire.subscribe() / fairwire.unsubscribe()
+ *     start and stop receiving over WebRTC ("unsubscribe" {} tells the server).
  *   "fairwire:catch-up" {via: "join" | "sync", since, ack}: a join or sync answered, before
  *     its events are applied (a join's ack carries the features' own snapshots).
  *   "fairwire:room-event" {event}: each room event once, in seq order, as it is applied
@@ -1925,6 +1928,19 @@
     }
   }
 
+  /** Another script shows the room another way (watch-hls.js: live HLS): no WebRTC receiving. */
+  function watchingElsewhere() {
+    return !!(fairwire.hooks.watchesElsewhere && fairwire.hooks.watchesElsewhere());
+  }
+
+  /** Stop receiving over WebRTC (the server closes its side too). */
+  function unsubscribe() {
+    closeSubscriber();
+    enqueue(() => request("unsubscribe", {}));
+  }
+  fairwire.subscribe = subscribe;
+  fairwire.unsubscribe = unsubscribe;
+
   function subscribe() {
     // Kept for tests and diagnostics: time-to-first-frame is measured from here.
     fairwire.subscribeStartedAt = performance.now();
@@ -2042,7 +2058,7 @@
     if (fairwire.state !== "joined") return; // the room had ended meanwhile
     drain();
     if (fairwire.state !== "joined") return;
-    if (hasGrant("subscribe")) subscribe();
+    if (hasGrant("subscribe") && !watchingElsewhere()) subscribe();
     if (wantLive && hasGrant("publish")) goLive();
   }
 
@@ -2138,7 +2154,7 @@
       fail({ code: "replaced", message: (data && data.reason) || "" });
     });
     socket.on("subscriber-offer", (offer) => {
-      if (fairwire.state === "joined") enqueue(() => answerOffer(offer));
+      if (fairwire.state === "joined" && !watchingElsewhere()) enqueue(() => answerOffer(offer));
     });
     socket.on("track-published", () => {
       /* the renegotiation that follows ("subscriber-offer") brings the track */
