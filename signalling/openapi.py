@@ -177,6 +177,11 @@ def openapi_document() -> dict[str, Any]:
             "id": {"type": "string"}, "room": {"type": "string"},
             "title": {"type": "string"}, "category": {"type": "string"},
             "owner": {"type": ["string", "null"]},
+            "owner_name": {"type": ["string", "null"], "description": "The owner's display name"},
+            "kind": {"enum": ["livestream", "meeting"]},
+            "participant": {"type": ["string", "null"],
+                            "description": "Meetings are recorded per participant: whose"},
+            "participant_name": {"type": ["string", "null"]},
             "start": {"type": "number"}, "end": {"type": "number"},
             "duration": {"type": "number", "description": "seconds"},
             "tracks": {"type": "array", "items": {"type": "object", "properties": {

@@ -1,4 +1,5 @@
-"""A livestream's on-air program as timed frames, handed to a writer on a thread of its own.
+"""A livestream's on-air program (or one participant's media) as timed frames, handed to a
+writer on a thread of its own.
 
 Recording (:mod:`signalling.recordings`) and live HLS (:mod:`signalling.live_hls`) each hold a
 :class:`ProgramTap`: :class:`~recorder.track.RecordedTrack` observers on the on-air publications
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from recorder.media import EncodedFrame, TrackFormat
@@ -37,6 +39,26 @@ class FrameWriter(Protocol):
 
     def close(self) -> None:
         """The program ended: finish up (this may take long, e.g. a replay's finalisation)."""
+
+
+def on_air(room: SfuRoom) -> dict[str, Publication | None]:
+    """The room's program: its on-air video and audio publications."""
+    program = room.program.to_dict()
+    publications = {p.id: p for p in room.publications}
+    return {kind: publications.get(program.get(kind) or "") for kind in ("video", "audio")}
+
+
+def participant_media(room: SfuRoom, identity: str) -> dict[str, Publication | None]:
+    """What one participant sends: the camera (else a screen or an encoder) and microphone."""
+    chosen: dict[str, Publication | None] = {"video": None, "audio": None}
+    for publication in room.publications:
+        if publication.identity != identity or publication.kind not in chosen:
+            continue
+        current = chosen[publication.kind]
+        if current is None or (publication.source in ("camera", "microphone")
+                               and current.source not in ("camera", "microphone")):
+            chosen[publication.kind] = publication
+    return chosen
 
 
 class ProgramTap:
@@ -71,10 +93,12 @@ class ProgramTap:
 
     def follow(self, room: SfuRoom) -> None:
         """Tap what is on air now: observers move with the program's switches."""
-        on_air = room.program.to_dict()
-        publications = {p.id: p for p in room.publications}
+        self.follow_publications(on_air(room))
+
+    def follow_publications(self, selection: Mapping[str, Publication | None]) -> None:
+        """Tap these publications (by kind); a kind not selected is no longer tapped."""
         for kind in ("video", "audio"):
-            wanted = publications.get(on_air.get(kind) or "")
+            wanted = selection.get(kind)
             current = self.tracks.get(kind)
             if current is not None and current[0] is wanted:
                 continue

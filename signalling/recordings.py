@@ -51,7 +51,7 @@ from signalling.callers import caller_of, require_credentials
 from signalling.errors import ApiError
 from signalling.files import UrlSigner, serve_file
 from signalling.keys import RECORDINGS, SETTINGS, STORE
-from signalling.program_tap import ProgramTap
+from signalling.program_tap import ProgramTap, participant_media
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ RECONCILE_SECONDS = 1.0
 # loses one). Not more often: a recorder's request would hold a new viewer's back (PLI throttle).
 KEYFRAME_EVERY_MS = 5000
 PAGE_LIMIT, MAX_PAGE_LIMIT = 20, 100
+# What is recorded: (room id, PROGRAM) for a livestream, (room id, identity) in a meeting.
+RecordingKey = tuple[str, str]
+PROGRAM = ""
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +80,19 @@ class RecordingMeta:
     owner: str | None
     started_at: float
     ended_at: float | None = None
+    kind: str = "livestream"
+    # A meeting is recorded per participant (no mixing: nothing is transcoded).
+    participant: str | None = None
+    participant_name: str | None = None
+    owner_name: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({"id": self.id, "room": self.room, "title": self.title,
                            "category": self.category, "owner": self.owner,
-                           "started_at": self.started_at, "ended_at": self.ended_at})
+                           "started_at": self.started_at, "ended_at": self.ended_at,
+                           "kind": self.kind, "participant": self.participant,
+                           "participant_name": self.participant_name,
+                           "owner_name": self.owner_name})
 
     @classmethod
     def from_json(cls, text: str) -> RecordingMeta:
@@ -88,12 +100,16 @@ class RecordingMeta:
         return cls(id=str(raw["id"]), room=str(raw["room"]), title=str(raw["title"]),
                    category=str(raw.get("category") or ""), owner=raw.get("owner"),
                    started_at=float(raw["started_at"]),
-                   ended_at=None if raw.get("ended_at") is None else float(raw["ended_at"]))
+                   ended_at=None if raw.get("ended_at") is None else float(raw["ended_at"]),
+                   kind=str(raw.get("kind") or "livestream"), participant=raw.get("participant"),
+                   participant_name=raw.get("participant_name"),
+                   owner_name=raw.get("owner_name"))
 
 
-def recording_id(room_id: str, started_at: float) -> str:
+def recording_id(room_id: str, started_at: float, participant: str | None = None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started_at))
-    return f"{room_id}.{stamp}.{int(started_at * 1000) % 1000:03d}"
+    who = "" if participant is None else _UNSAFE.sub("_", participant)[:40] + "."
+    return f"{room_id}.{who}{stamp}.{int(started_at * 1000) % 1000:03d}"
 
 
 class LiveRecording:
@@ -188,7 +204,7 @@ class Recordings:
         self.store = store
         self.sfu = sfu
         self.signer = UrlSigner(secret, "replay", url_ttl)
-        self.live: dict[str, LiveRecording] = {}
+        self.live: dict[RecordingKey, LiveRecording] = {}
         self._task: asyncio.Task[None] | None = None
         self._recovery: asyncio.Future[None] | None = None
         self._busy = asyncio.Lock()
@@ -220,13 +236,13 @@ class Recordings:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for room_id in list(self.live):
-            await self._stop(room_id)
+        for key in list(self.live):
+            await self._stop(key)
 
     # -- what to record ---------------------------------------------------------------------
 
     async def _program_changed(self, room: SfuRoom) -> None:
-        recording = self.live.get(room.id)
+        recording = self.live.get((room.id, PROGRAM))
         if recording is not None:
             recording.tap.follow(room)
 
@@ -238,33 +254,67 @@ class Recordings:
             except Exception:
                 log.exception("recorder: reconcile failed")
 
-    async def reconcile(self) -> None:
-        """Start recording lives that should be, stop those that ended; keyframe requests."""
-        async with self._busy:
-            for room_id in set(self.sfu.rooms) | set(self.live):
-                room = await self.store.get_room(room_id)
-                wanted = (room is not None and room.kind == RoomKind.LIVESTREAM and room.record
-                          and room.status == RoomStatus.LIVE)
-                recording = self.live.get(room_id)
-                if wanted and recording is None and room is not None:
-                    sfu_room = self.sfu.rooms.get(room_id)
-                    if sfu_room is not None and any(sfu_room.program.to_dict().values()):
-                        self._start(room, sfu_room)
-                elif not wanted and recording is not None:
-                    await self._stop(room_id)
-                elif recording is not None:
-                    recording.tap.ask_for_keyframes()
-                    if recording.disk_full and not recording.disk_full_told:
-                        recording.disk_full_told = True
-                        log.error("recording %s stopped: the disk is full (the live goes on)",
-                                  recording.meta.id)
+    async def _wanted(self) -> dict[RecordingKey, tuple[Room, SfuRoom | None]]:
+        """What should be recorded now. A livestream's program from go-live to its end (a
+        publisher's short drop leaves a gap, not a second replay); in a meeting whose record
+        flag is on, each participant's camera and microphone while they publish."""
+        wanted: dict[RecordingKey, tuple[Room, SfuRoom | None]] = {}
+        for room_id in set(self.sfu.rooms) | {key[0] for key in self.live}:
+            room = await self.store.get_room(room_id)
+            if room is None or not room.record or room.status == RoomStatus.ENDED:
+                continue
+            sfu_room = self.sfu.rooms.get(room_id)
+            if room.kind == RoomKind.LIVESTREAM:
+                if room.status == RoomStatus.LIVE and (
+                        (room_id, PROGRAM) in self.live or (sfu_room is not None
+                        and any(sfu_room.program.to_dict().values()))):
+                    wanted[(room_id, PROGRAM)] = (room, sfu_room)
+            elif sfu_room is not None:
+                for identity in {p.identity for p in sfu_room.publications}:
+                    wanted[(room_id, identity)] = (room, sfu_room)
+        return wanted
 
-    def _start(self, room: Room, sfu_room: SfuRoom) -> None:
+    async def reconcile(self) -> None:
+        """Start recording what should be, stop what should not; keyframe requests."""
+        async with self._busy:
+            wanted = await self._wanted()
+            for key in [key for key in self.live if key not in wanted]:
+                await self._stop(key)
+            for key, (room, sfu_room) in wanted.items():
+                recording = self.live.get(key)
+                if recording is None:
+                    if sfu_room is not None:
+                        await self._start(key, room, sfu_room)
+                    continue
+                if key[1] != PROGRAM and sfu_room is not None:
+                    # A participant's tracks come and go (a microphone added, a camera
+                    # replaced): the tap follows what they send now.
+                    recording.tap.follow_publications(participant_media(sfu_room, key[1]))
+                recording.tap.ask_for_keyframes()
+                if recording.disk_full and not recording.disk_full_told:
+                    recording.disk_full_told = True
+                    log.error("recording %s stopped: the disk is full (the live goes on)",
+                              recording.meta.id)
+
+    async def _name_of(self, room_id: str, identity: str) -> str | None:
+        participant = await self.store.get_participant(room_id, identity) if identity else None
+        return participant.name if participant is not None and participant.name else None
+
+    async def _start(self, key: RecordingKey, room: Room, sfu_room: SfuRoom) -> None:
         now = time.time()
-        meta = RecordingMeta(recording_id(room.id, now), room.id, room.name, room.category,
-                             room.owner, now)
-        recording = self.live[room.id] = LiveRecording(self.storage, meta)
-        recording.tap.follow(sfu_room)
+        participant = key[1] or None
+        meta = RecordingMeta(
+            recording_id(room.id, now, participant), room.id, room.name, room.category,
+            room.owner, now, kind=room.kind.value, participant=participant,
+            participant_name=await self._name_of(room.id, key[1]),
+            owner_name=await self._name_of(room.id, room.owner))
+        if key in self.live:  # started meanwhile (the lookups above yield)
+            return
+        recording = self.live[key] = LiveRecording(self.storage, meta)
+        if participant is None:
+            recording.tap.follow(sfu_room)
+        else:
+            recording.tap.follow_publications(participant_media(sfu_room, participant))
         log.info("recording %s: %s", room.id, meta.id)
 
     def stats(self) -> dict[str, int]:
@@ -278,9 +328,9 @@ class Recordings:
                 "disk_full": sum(r.disk_full for r in self.live.values()),
                 "replays_finished": self.replays_finished, **totals}
 
-    async def _stop(self, room_id: str) -> None:
+    async def _stop(self, key: RecordingKey) -> None:
         # Out of `live` first: a program change while it finishes must not attach observers.
-        recording = self.live.pop(room_id)
+        recording = self.live.pop(key)
         replay = await recording.stop(time.time())
         for name, value in recording.counters().items():
             self._finished_counters[name] = self._finished_counters.get(name, 0) + value
@@ -316,6 +366,10 @@ def replay_body(recordings: Recordings, meta: RecordingMeta, info: ReplayInfo,
         "title": meta.title,
         "category": meta.category,
         "owner": meta.owner,
+        "owner_name": meta.owner_name,
+        "kind": meta.kind,
+        "participant": meta.participant,
+        "participant_name": meta.participant_name,
         "start": meta.started_at,
         "end": meta.ended_at if meta.ended_at is not None else meta.started_at + info.duration_s,
         "duration": info.duration_s,

@@ -72,7 +72,7 @@ async def record_a_live(client: TestClient[Any, Any], pcs: list[RTCPeerConnectio
     await pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
     recordings = client.app[RECORDINGS]
     async with asyncio.timeout(10):
-        while "pumps" not in recordings.live:
+        while ("pumps", "") not in recordings.live:
             await asyncio.sleep(0.05)
     await asyncio.sleep(LIVE_SECONDS)
     ended = await client.patch("/api/rooms/pumps", json={"status": "ended"}, headers=OPERATOR)
@@ -256,3 +256,62 @@ def test_the_prune_command_deletes_by_age(tmp_path: Path,
         assert "1 replays older than 30d deleted" in capsys.readouterr().out
         assert storage.list_recordings() == []
         assert main(["replays", "prune", "--older-than", "soon"]) == 2
+
+
+async def _publish(client: TestClient[Any, Any], pcs: list[RTCPeerConnection], room: str,
+                   identity: str, role: Role) -> None:
+    pc = RTCPeerConnection()
+    pcs.append(pc)
+    pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+    pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    response = await client.post(f"/whip/{room}", data=pc.localDescription.sdp.encode(),
+                                 headers={"Content-Type": "application/sdp"}
+                                 | bearer(client, room, identity, role))
+    assert response.status == 201, await response.text()
+    await pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
+
+
+async def test_a_meeting_is_recorded_per_participant_only_while_its_record_flag_is_on(
+    aiohttp_client: Any, tmp_path: Path, pcs: list[RTCPeerConnection]
+) -> None:
+    client = await aiohttp_client(make_app(tmp_path))
+    store = client.app[STORE]
+    await store.create_room(Room(id="deal", name="Valve price talk", kind=RoomKind.MEETING,
+                                 owner="valve-co", record=False))
+    await _publish(client, pcs, "deal", "valve-co", Role.EXHIBITOR)
+    await _publish(client, pcs, "deal", "buyer-li", Role.BUYER)
+    recordings = client.app[RECORDINGS]
+    await asyncio.sleep(2.5)
+    assert not recordings.live  # the flag is off: nobody is recorded
+
+    started = await client.patch("/api/rooms/deal", json={"record": True},
+                                 headers=bearer(client, "deal", "host-1", Role.HOST))
+    assert started.status == 200, await started.text()
+    async with asyncio.timeout(10):
+        while len(recordings.live) < 2:
+            await asyncio.sleep(0.05)
+    assert set(recordings.live) == {("deal", "valve-co"), ("deal", "buyer-li")}
+    await asyncio.sleep(4.0)
+    stopped = await client.patch("/api/rooms/deal", json={"record": False}, headers=OPERATOR)
+    assert stopped.status == 200
+    async with asyncio.timeout(20):
+        while True:
+            listed = (await (await client.get("/api/replays?room=deal",
+                                              headers=OPERATOR)).json())["replays"]
+            if len(listed) == 2:
+                break
+            await asyncio.sleep(0.1)
+    assert not recordings.live
+    assert {r["participant"] for r in listed} == {"valve-co", "buyer-li"}
+    for replay in listed:
+        assert replay["kind"] == "meeting" and replay["title"] == "Valve price talk"
+        assert 2.5 <= replay["duration"] <= 5.5, replay
+        body = await (await client.get(replay["playback_url"])).read()
+        with av.open(io.BytesIO(body)) as container:
+            assert container.streams.video and container.streams.audio
+            assert sum(1 for _ in container.decode(video=0)) > 30
+    # A meeting's replays are its participants': a token of another room sees none.
+    other = await (await client.get("/api/replays?room=deal", headers=bearer(
+        client, "pumps", "buyer", Role.BUYER))).json()
+    assert other["replays"] == []
