@@ -290,6 +290,27 @@
    * A REST call: {status, ok, data, headers}. Carries the best credential as Bearer unless
    * `anonymous`; a network failure rejects.
    */
+  let recordBusy = false;
+  let recordError = null;
+
+  async function toggleRecording() {
+    const room = fairwire.room;
+    if (!room || recordBusy) return;
+    recordBusy = true;
+    recordError = null;
+    render();
+    try {
+      const res = await api("PATCH", "/api/rooms/" + encodeURIComponent(room.id), { record: !room.record });
+      if (!res.ok) throw new ServerError((res.data && res.data.error) || { code: "http_" + res.status, message: "" });
+      fairwire.room = { ...fairwire.room, ...res.data };
+    } catch (err) {
+      recordError = messageOf(err);
+    } finally {
+      recordBusy = false;
+      render();
+    }
+  }
+
   async function api(method, path, body, anonymous) {
     const headers = { Accept: "application/json" };
     const credential = anonymous ? "" : bestCredential();
@@ -931,6 +952,21 @@
       const category = $("room-category");
       category.hidden = !room.category;
       category.textContent = room.category || "";
+      // Everyone is told while they are recorded (a meeting from its flag, a live on air).
+      const recorded = room.record === true && (room.kind === "meeting"
+        ? room.status !== "ended" : room.status === "live");
+      const chip = $("recording-chip");
+      chip.hidden = !recorded;
+      chip.title = t(room.kind === "meeting" ? "room.recordingMeeting" : "room.recordingLive");
+      const recordingNotice = $("recording-notice");
+      recordingNotice.hidden = (!recorded || !fairwire.self || room.kind !== "meeting") && !recordError;
+      recordingNotice.textContent = recordError
+        ? t("room.recordFailed", { message: recordError }) : t("room.recordingMeeting");
+      // Who holds the record grant starts and stops it (PATCH /api/rooms/{id} {record}).
+      const toggle = $("record-toggle");
+      toggle.hidden = !hasGrant("record") || room.status === "ended" || fairwire.guest;
+      toggle.textContent = t(room.record ? "room.recordStop" : "room.recordStart");
+      toggle.disabled = recordBusy;
     } else if (fairwire.state === "error") {
       name.removeAttribute("data-i18n");
       name.textContent = t("error.title");
@@ -2190,6 +2226,7 @@
   // The invitation waits for an answer: Escape does not dismiss it unanswered.
   $("stage-invitation").addEventListener("cancel", (event) => event.preventDefault());
   $("viewers-button").addEventListener("click", openViewers);
+  $("record-toggle").addEventListener("click", toggleRecording);
   $("viewers-close").addEventListener("click", closeViewers);
   $("viewers-more").addEventListener("click", loadViewers);
   $("viewers-panel").addEventListener("close", closeViewers);
