@@ -5,6 +5,7 @@ is also a room event, so each page applies it as it happens.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -61,11 +62,18 @@ class Question:
     answered: bool = False
     pinned: bool = False
     hidden: bool = False
+    # When moderators first pinned it over the video: the replay's chapters.
+    pinned_at: float | None = None
+
+    def with_pinned(self, pinned: bool, now: float) -> Question:
+        first = self.pinned_at if self.pinned_at is not None or not pinned else now
+        return dataclasses.replace(self, pinned=pinned, pinned_at=first)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "identity": self.identity, "name": self.name, "text": self.text,
                 "at": self.at, "offset": self.offset, "votes": self.votes,
-                "answered": self.answered, "pinned": self.pinned, "hidden": self.hidden}
+                "answered": self.answered, "pinned": self.pinned, "hidden": self.hidden,
+                "pinned_at": self.pinned_at}
 
     def public_dict(self) -> dict[str, Any]:
         """As everyone sees it: a hidden question without its text."""
@@ -83,7 +91,9 @@ class Question:
                    text=str(data["text"]), at=float(data["at"]),
                    offset=None if data.get("offset") is None else float(data["offset"]),
                    votes=int(data.get("votes", 0)), answered=bool(data.get("answered")),
-                   pinned=bool(data.get("pinned")), hidden=bool(data.get("hidden")))
+                   pinned=bool(data.get("pinned")), hidden=bool(data.get("hidden")),
+                   pinned_at=None if data.get("pinned_at") is None
+                   else float(data["pinned_at"]))
 
 
 def ranked(questions: Iterable[Question]) -> list[Question]:

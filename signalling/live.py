@@ -194,11 +194,12 @@ class Live:
         if target is not None and target.hidden:
             raise ApiError(409, "a hidden question cannot be pinned", "question_hidden")
         # One pinned at a time: the old one comes down first.
+        now = time.time()
         for question in await self.store.list_questions(room.id):
             if question.pinned and (target is None or question.id != target.id):
-                await self._changed(room, dataclasses.replace(question, pinned=False))
+                await self._changed(room, question.with_pinned(False, now))
         if target is not None and not target.pinned:
-            await self._changed(room, dataclasses.replace(target, pinned=True))
+            await self._changed(room, target.with_pinned(True, now))
         return {}
 
     # -- chat ---------------------------------------------------------------------------------

@@ -43,6 +43,11 @@
       "replay.votes": "{count} votes",
       "replay.answered": "Answered",
       "replay.pinnedLabel": "Pinned question",
+      "replay.chapters": "Chapters",
+      "replay.chaptersHint": "The questions pinned during the live. Click one to jump there.",
+      "replay.chapterStart": "Start",
+      "replay.participant": "{title} · {name}",
+      "replay.meetingOf": "Meeting recording: {name}'s camera and microphone",
       "replay.otherCategory": "Other",
       "replay.noOwner": "Hosted by the organiser",
       "replay.play": "Watch the replay of {title}",
@@ -71,6 +76,11 @@
       "replay.votes": "{count} 票",
       "replay.answered": "已回答",
       "replay.pinnedLabel": "置顶问题",
+      "replay.chapters": "章节",
+      "replay.chaptersHint": "直播中置顶的问题，点击即可跳转。",
+      "replay.chapterStart": "开始",
+      "replay.participant": "{title} · {name}",
+      "replay.meetingOf": "会议录像：{name} 的摄像头和麦克风",
       "replay.otherCategory": "其他",
       "replay.noOwner": "主办方主持",
       "replay.play": "观看「{title}」的回放",
@@ -79,7 +89,7 @@
 
   i18n.apply(); // this page's own words were added after i18n.js applied its own
 
-  const state = (window.fairwireReplay = { state: "loading", replay: null, questions: [], error: null });
+  const state = (window.fairwireReplay = { state: "loading", replay: null, questions: [], chapters: [], error: null });
   const linkToken = new URLSearchParams(window.location.search).get("token") || "";
   let statusKey = "replay.loading";
   let statusParams = null;
@@ -164,6 +174,42 @@
     return Math.max(0, question.at - state.replay.start);
   }
 
+  /** Chapters: the start, then each question pinned during the recording, from its pin. */
+  function chaptersOf(replay, questions) {
+    const pinned = questions
+      .filter((q) => typeof q.pinned_at === "number" && q.pinned_at >= replay.start - 1 && q.pinned_at <= replay.end)
+      .map((q) => ({ at: Math.max(0, q.pinned_at - replay.start), question: q }))
+      .sort((a, b) => a.at - b.at);
+    if (!pinned.length) return [];
+    return pinned[0].at > 1 ? [{ at: 0, question: null }, ...pinned] : pinned;
+  }
+
+  function vttTime(seconds) {
+    const ms = Math.round(seconds * 1000);
+    const h = String(Math.floor(ms / 3600000)).padStart(2, "0");
+    const m = String(Math.floor((ms % 3600000) / 60000)).padStart(2, "0");
+    const sec = String(Math.floor((ms % 60000) / 1000)).padStart(2, "0");
+    return `${h}:${m}:${sec}.${String(ms % 1000).padStart(3, "0")}`;
+  }
+
+  /** The chapters as a WebVTT chapters track too, for players and assistive technology. */
+  function chapterTrack(chapters, duration) {
+    const old = $("replay-video").querySelector("track[kind=chapters]");
+    if (old) old.remove();
+    if (!chapters.length) return;
+    const cues = chapters.map((c, n) => {
+      const end = n + 1 < chapters.length ? chapters[n + 1].at : duration;
+      const title = c.question ? c.question.text.replace(/\s+/g, " ") : t("replay.chapterStart");
+      return `${n + 1}\n${vttTime(c.at)} --> ${vttTime(Math.max(end, c.at + 0.001))}\n${title.replace(/-->/g, "→")}\n`;
+    });
+    const track = document.createElement("track");
+    track.kind = "chapters";
+    track.label = t("replay.chapters");
+    track.srclang = i18n.lang || "en";
+    track.src = URL.createObjectURL(new Blob(["WEBVTT\n\n" + cues.join("\n")], { type: "text/vtt" }));
+    $("replay-video").appendChild(track);
+  }
+
   async function openReplay(id) {
     const replay = await api("/api/replays/" + encodeURIComponent(id));
     state.replay = replay;
@@ -180,6 +226,8 @@
       questionsUnavailable = true; // the room is gone (or its questions): the video still plays
       state.questions = [];
     }
+    state.chapters = chaptersOf(replay, state.questions);
+    chapterTrack(state.chapters, replay.duration);
     state.state = "ready";
     statusKey = null;
     render();
@@ -217,7 +265,24 @@
     renderMoment();
   }
 
-  /** The question of the moment is marked; the pinned one shows over the video from its moment. */
+  function renderChapters() {
+    const chapters = state.chapters || [];
+    $("replay-chapters").hidden = !chapters.length;
+    $("replay-chapter-list").replaceChildren(...chapters.map((c, n) => {
+      const item = el("li", "replay-chapter");
+      item.dataset.index = String(n);
+      const button = el("button");
+      button.type = "button";
+      button.dataset.moment = String(c.at);
+      button.append(el("span", "replay-question-time", formatClock(c.at)),
+        el("span", "replay-chapter-title", c.question ? c.question.text : t("replay.chapterStart")));
+      button.addEventListener("click", () => seekTo(c.at));
+      item.appendChild(button);
+      return item;
+    }));
+  }
+
+  /** The question of the moment is marked; the chapter's pinned question shows over the video. */
   function renderMoment() {
     if (!state.replay) return;
     const now = $("replay-video").currentTime || 0;
@@ -226,18 +291,39 @@
     for (const item of $("replay-questions").children) {
       item.setAttribute("aria-current", String(!!current && item.dataset.id === current.id));
     }
-    const pinned = state.questions.find((q) => q.pinned && momentOf(q) <= now);
+    let chapter = -1;
+    (state.chapters || []).forEach((c, n) => { if (c.at <= now + 0.05) chapter = n; });
+    for (const item of $("replay-chapter-list").children) {
+      item.setAttribute("aria-current", String(Number(item.dataset.index) === chapter));
+    }
+    const pinned = chapter >= 0 ? state.chapters[chapter].question : null;
     $("replay-pinned").hidden = !pinned;
     $("replay-pinned-text").textContent = pinned ? pinned.text : "";
   }
 
+  /** Who is seen: the owner exhibitor's name for a live, the participant's in a meeting. */
+  function whoText(replay) {
+    if (replay.participant) {
+      return t("replay.meetingOf", { name: replay.participant_name || replay.participant });
+    }
+    const owner = replay.owner_name || replay.owner;
+    return owner ? t("replay.by", { owner }) : t("replay.noOwner");
+  }
+
+  function titleOf(replay) {
+    return replay.participant
+      ? t("replay.participant", { title: replay.title, name: replay.participant_name || replay.participant })
+      : replay.title;
+  }
+
   function renderPlayer() {
     const replay = state.replay;
-    $("replay-title").textContent = replay.title;
-    document.title = replay.title + " · Fairwire";
-    $("replay-who").textContent = replay.owner ? t("replay.by", { owner: replay.owner }) : t("replay.noOwner");
+    $("replay-title").textContent = titleOf(replay);
+    document.title = titleOf(replay) + " · Fairwire";
+    $("replay-who").textContent = whoText(replay);
     $("replay-when").textContent = t("replay.recorded", { time: formatDate(replay.start) });
     $("replay-length").textContent = lengthText(replay.duration);
+    renderChapters();
     renderQuestions();
   }
 
@@ -275,14 +361,14 @@
         const card = el("li", "replay-card");
         const link = el("a");
         link.href = withToken("/replay/" + encodeURIComponent(replay.id));
-        link.setAttribute("aria-label", t("replay.play", { title: replay.title }));
+        link.setAttribute("aria-label", t("replay.play", { title: titleOf(replay) }));
         const image = el("img");
         image.alt = "";
         if (replay.thumbnail_url) image.src = replay.thumbnail_url;
         const body = el("div", "replay-card-body");
         body.append(
-          el("div", "replay-card-title", replay.title),
-          el("div", "replay-card-meta", (replay.owner ? t("replay.by", { owner: replay.owner }) : t("replay.noOwner")) + " · " + lengthText(replay.duration)),
+          el("div", "replay-card-title", titleOf(replay)),
+          el("div", "replay-card-meta", whoText(replay) + " · " + lengthText(replay.duration)),
           el("div", "replay-card-meta", formatDate(replay.start)),
         );
         link.append(image, body);

@@ -71,6 +71,10 @@ async def test_a_live_from_the_studio_is_a_replay_that_plays_and_seeks(
     await viewer.get_by_role("textbox", name="Your question").fill(question)
     await viewer.get_by_role("button", name="Ask", exact=True).click()
     await expect(studio.locator("#questions .question-text")).to_have_text([question])
+    await asyncio.sleep(1.0)
+    # Pinned over the video: a chapter of the replay, from the moment it was pinned.
+    await studio.get_by_role("button", name="Pin over video").click()
+    await expect(viewer.locator("#pinned .pinned-text")).to_have_text(question)
     await asyncio.sleep(max(0.0, LIVE_SECONDS - (time.monotonic() - started)))
     await server.set_status(room, "ended")
 
@@ -116,6 +120,31 @@ async def test_a_live_from_the_studio_is_a_replay_that_plays_and_seeks(
     at = await page.evaluate("document.getElementById('replay-video').currentTime")
     assert abs(at - moment) < 1.0, (at, moment)
     await expect(page.locator("#replay-questions li")).to_have_attribute("aria-current", "true")
+
+    # The exhibitor by name, and the pinned question as a chapter after the start.
+    await expect(page.locator("#replay-who")).to_have_text("by Li Wei")
+    await expect(page.locator("#replay-chapter-list .replay-chapter-title")).to_have_text(
+        ["Start", question])
+    chapter = page.locator("#replay-chapter-list button").nth(1)
+    pinned_at = float(await chapter.get_attribute("data-moment") or "nan")
+    assert moment < pinned_at <= moment + 4.0, (moment, pinned_at)
+    await page.locator("#replay-chapter-list button").first.click()
+    await page.wait_for_function(
+        "() => document.getElementById('replay-video').currentTime < 1.0")
+    await chapter.click()
+    await page.wait_for_function(
+        "(t) => Math.abs(document.getElementById('replay-video').currentTime - t) < 1.0",
+        arg=pinned_at)
+    await expect(page.locator("#replay-chapter-list li").nth(1)).to_have_attribute(
+        "aria-current", "true")
+    await expect(page.locator("#replay-pinned-text")).to_have_text(question)
+    cues = await page.evaluate("""() => {
+        const track = document.querySelector('#replay-video track[kind=chapters]').track;
+        track.mode = 'hidden';
+        return new Promise((resolve) => setTimeout(() =>
+            resolve([...track.cues].map((c) => c.text)), 500));
+    }""")
+    assert cues == ["Start", question], cues
     await page.get_by_role("button", name="中文").click()
     await expect(page.locator("#qa-title")).to_have_text("直播中的提问")
     await shot(page, "replay-zh")

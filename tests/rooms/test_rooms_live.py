@@ -84,3 +84,13 @@ def test_live_events_round_trip() -> None:
         assert event_from_dict(event_to_dict(event)) == event
     hidden = QuestionChanged(Question("q", "w", "W", "secret", 1.0, hidden=True), 1.0, 8)
     assert event_to_dict(hidden)["question"]["text"] == ""
+
+
+def test_a_question_remembers_when_it_was_first_pinned() -> None:
+    question = Question("q1", "buyer", "Li", "FOB price?", at=100.0)
+    pinned = question.with_pinned(True, 130.0)
+    assert pinned.pinned and pinned.pinned_at == 130.0
+    again = pinned.with_pinned(False, 150.0).with_pinned(True, 170.0)
+    assert again.pinned and again.pinned_at == 130.0  # its chapter starts at the first pin
+    assert question.with_pinned(False, 140.0).pinned_at is None
+    assert Question.from_dict(again.to_dict()) == again
