@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,22 @@ X264_BASELINE = {"profile": "baseline", "tune": "zerolatency", "preset": "ultraf
                  "g": "30", "bf": "0"}
 X264_HIGH = {"profile": "high", "tune": "zerolatency", "preset": "veryfast", "g": "30",
              "bf": "0"}
+
+
+AUDIO_RATE, OPUS_FRAME = 48000, 960
+
+
+def gradient(index: int) -> av.VideoFrame:
+    """A moving gradient: real motion, so that the encoder makes real P-frames."""
+    frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+    for number, plane in enumerate(frame.planes):
+        row = bytes((x + index * 4 + number * 40) % 256 for x in range(plane.line_size))
+        plane.update(row * (plane.buffer_size // plane.line_size))
+    return frame
+
+
+def silence(start: int, samples: int) -> bytes:
+    return bytes(samples * 4)
 
 
 def p256_certificate(directory: Path) -> tuple[Path, Path]:
@@ -48,6 +65,10 @@ class FfmpegEncoder:
     directory: Path
     x264: dict[str, str] = field(default_factory=lambda: dict(X264_BASELINE))
     seconds: float = 8.0
+    # What is sent: the picture of frame `index`, and `samples` of stereo s16 sound from
+    # sample `start` (48 kHz). Defaults: a moving gradient and silence.
+    picture: Callable[[int], av.VideoFrame] = field(default_factory=lambda: gradient)
+    sound: Callable[[int, int], bytes] = field(default_factory=lambda: silence)
     errors: list[BaseException] = field(default_factory=list)
     _thread: threading.Thread | None = None
 
@@ -74,23 +95,21 @@ class FfmpegEncoder:
             audio = output.add_stream("libopus", rate=48000)
             audio.layout = "stereo"
             started = time.monotonic()
+            sent = 0  # audio samples
             for index in range(int(self.seconds * FPS)):
-                frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-                for number, plane in enumerate(frame.planes):
-                    # A moving gradient: real motion, so that the encoder makes real P-frames.
-                    row = bytes((x + index * 4 + number * 40) % 256 for x in range(plane.line_size))
-                    plane.update(row * (plane.buffer_size // plane.line_size))
+                frame = self.picture(index)
                 frame.pts = index
                 for packet in video.encode(frame):
                     output.mux(packet)
-                for half in range(2):
-                    sound = av.AudioFrame(format="s16", layout="stereo", samples=960)
-                    for plane in sound.planes:
-                        plane.update(bytes(960 * 4))
-                    sound.sample_rate = 48000
-                    sound.pts = (index * 2 + half) * 960
+                # Sound up to the end of this frame, in 20 ms Opus frames, on the same clock.
+                while sent < (index + 1) * AUDIO_RATE // FPS:
+                    sound = av.AudioFrame(format="s16", layout="stereo", samples=OPUS_FRAME)
+                    sound.planes[0].update(self.sound(sent, OPUS_FRAME))
+                    sound.sample_rate = AUDIO_RATE
+                    sound.pts = sent
                     for packet in audio.encode(sound):
                         output.mux(packet)
+                    sent += OPUS_FRAME
                 time.sleep(max(0.0, started + (index + 1) / FPS - time.monotonic()))
             output.close()
         except BaseException as exc:  # reported by the test, not lost in the thread
