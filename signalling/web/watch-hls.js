@@ -42,10 +42,10 @@
       "hls.deliveryTitle": "How viewers watch",
       "hls.deliveryWebrtc": "Real time",
       "hls.deliveryHls": "HLS",
-      "hls.deliveryHintWebrtc": "Viewers watch in real time (WebRTC). If this server is full, send them to HLS: a few seconds behind, but it scales to any audience.",
+      "hls.deliveryHintWebrtc": "Viewers watch in real time (WebRTC). If this server is full, move them to HLS: a few seconds behind, but it scales to any audience.",
       "hls.deliveryHintHls": "Viewers watch the HLS stream, a few seconds behind live. Guests on stage and moderators stay in real time.",
-      "hls.toHls": "Send viewers to HLS",
-      "hls.toWebrtc": "Bring viewers back to real time",
+      "hls.toHls": "Move the audience to HLS",
+      "hls.toWebrtc": "Bring the audience back to real time",
       "hls.deliveryFailed": "Could not change how viewers watch: {message}",
     },
     zh: {

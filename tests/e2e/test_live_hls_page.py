@@ -94,7 +94,7 @@ async def test_viewers_watch_live_hls_when_webrtc_fails_or_the_host_sends_them(
         await viewer.wait_for_function(TILE_PLAYING, timeout=20_000)
         studio = await open_room(new_page, server, room, "host-lin", "host", name="Lin (host)")
         await studio.wait_for_selector("#delivery-panel:not([hidden])")
-        assert await studio.inner_text("#delivery-toggle") == "Send viewers to HLS"
+        assert await studio.inner_text("#delivery-toggle") == "Move the audience to HLS"
         await studio.click("#delivery-toggle")
         await viewer.wait_for_function(HLS_PLAYING, arg="host", timeout=20_000)
         await hls_frames_advance(viewer)
@@ -103,7 +103,7 @@ async def test_viewers_watch_live_hls_when_webrtc_fails_or_the_host_sends_them(
         assert await viewer.evaluate("window.fairwire.subscriberPc") is None  # WebRTC closed
         await studio.wait_for_function(
             "() => document.getElementById('delivery-toggle').textContent"
-            " === 'Bring viewers back to real time'")
+            " === 'Bring the audience back to real time'")
         # The studio stays in real time: its own view never switches.
         assert await studio.evaluate("window.fairwireHls.mode") == "webrtc"
         await studio.wait_for_function(
