@@ -343,18 +343,9 @@
     return fairwire.self ? fairwire.self.identity : null;
   }
 
-  function hasGrant(grant) {
-    return !!(fairwire.self && Array.isArray(fairwire.self.grants) && fairwire.self.grants.includes(grant));
-  }
-
+  const hasGrant = fairwire.hasGrant;
   /** Hosts (the `moderate` grant) and the room's owner exhibitor. */
-  function isModerator() {
-    const self = fairwire.self;
-    const room = fairwire.room;
-    if (!self || !room || fairwire.guest) return false;
-    if (hasGrant("moderate")) return true;
-    return self.role === "exhibitor" && !!room.owner && room.owner === self.identity;
-  }
+  const isModerator = fairwire.moderates;
 
   function note(event, ok, err) {
     actions.push({ event, ok, code: ok ? null : (err && err.code) || "unknown", at: Date.now() });

@@ -79,8 +79,9 @@
  * snapshot, events}), viewerPageSize (audience-list's limit), socket, applyEvent,
  * _dropConnectionFor(ms)}.
  *
- * For the page's other scripts (live.js: Q&A, chat, figures, program), the same object and
- * DOM events on `document`, dispatched synchronously:
+ * For the page's other scripts (live.js: Q&A, chat, figures, program; watch-hls.js), the same
+ * object and DOM events on `document`, dispatched synchronously:
+ *   fairwire.hasGrant(grant), fairwire.moderates() (a host or the owner exhibitor);
  *   fairwire.request(event, data) -> Promise of the ack; rejects with an Error that has
  *     {code, message, data (the server's whole error object, e.g. with retry_after)}.
  *   fairwire.credential: the Bearer for REST calls. fairwire.hooks (set by other scripts):
@@ -417,6 +418,16 @@
     return !!(fairwire.self && Array.isArray(fairwire.self.grants) && fairwire.self.grants.includes(grant));
   }
 
+  /** Who runs the room: its hosts (the `moderate` grant) and its owner exhibitor. */
+  function moderates() {
+    const room = fairwire.room;
+    const self = fairwire.self;
+    if (!room || !self || fairwire.guest) return false;
+    return hasGrant("moderate") || (self.role === "exhibitor" && !!room.owner && room.owner === self.identity);
+  }
+  fairwire.hasGrant = hasGrant;
+  fairwire.moderates = moderates;
+
   function maySeeViewers() {
     return isLivestream() && !!fairwire.self && AUDIENCE_VIEWERS.has(fairwire.self.role);
   }
@@ -429,9 +440,7 @@
   /** The owner exhibitor or a host may end a livestream that is live. */
   function mayEndLive() {
     const room = fairwire.room;
-    const self = fairwire.self;
-    if (!room || !self || fairwire.guest || room.kind !== "livestream" || room.status !== "live") return false;
-    return hasGrant("moderate") || (self.role === "exhibitor" && !!room.owner && room.owner === self.identity);
+    return !!room && room.kind === "livestream" && room.status === "live" && moderates();
   }
 
   /** What a participant's tracks say: publishing at all, microphone or camera muted. */

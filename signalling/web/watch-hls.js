@@ -79,16 +79,8 @@
 
   fairwire.hooks.watchesElsewhere = () => view.mode === "hls";
 
-  function hasGrant(grant) {
-    return !!(fairwire.self && Array.isArray(fairwire.self.grants) && fairwire.self.grants.includes(grant));
-  }
-
-  function isModerator() {
-    const self = fairwire.self;
-    const room = fairwire.room;
-    if (!self || !room || fairwire.guest) return false;
-    return hasGrant("moderate") || (self.role === "exhibitor" && !!room.owner && room.owner === self.identity);
-  }
+  const hasGrant = fairwire.hasGrant;
+  const isModerator = fairwire.moderates;
 
   function liveRoom() {
     const room = fairwire.room;
