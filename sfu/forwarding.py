@@ -247,6 +247,8 @@ class SourceStream:
         "_downtracks",
         "_fanout",
         "_fanout_work",
+        "_held",
+        "_observed_by",
         "_observers",
         "_outbound",
         "clock_rate",
@@ -283,7 +285,10 @@ class SourceStream:
         # Tuples, rebuilt on (rare) membership changes, are the fastest thing to iterate:
         # every outgoing stream, own and attached, in the one the packet loop reads.
         self._fanout: tuple[OutboundStream, ...] = ()
+        # What the packet loop feeds: every observer, or none while the track is held.
         self._observers: tuple[PacketObserver, ...] = ()
+        self._observed_by: tuple[PacketObserver, ...] = ()
+        self._held = False
         self._fanout_work = 0
         self.received = 0
 
@@ -294,12 +299,34 @@ class SourceStream:
 
     @property
     def outbound_streams(self) -> list[OutboundStream]:
-        return list(self._fanout)
+        return [*self._outbound.values(), *self._attached]
 
     @property
     def send_failures(self) -> int:
         """Sends to subscribers that failed, over the outgoing streams that exist now."""
-        return sum(o.failed for o in self._fanout)
+        return sum(o.failed for o in self.outbound_streams)
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def hold(self) -> None:
+        """Forward nothing of this track (a moderator muted it) until :meth:`release`: the
+        packet loop's tuples are emptied, so a held track costs no more than one nobody
+        watches. Its history still fills (NACKs of packets sent before stay answerable)."""
+        self._held = True
+        self._refan()
+
+    def release(self) -> None:
+        """Forward again. Each outgoing stream continues its numbering over the gap (no
+        subscriber asks for what was held back) and video resumes on a keyframe: the caller
+        asks the publisher for one."""
+        if not self._held:
+            return
+        self._held = False
+        for outbound in self.outbound_streams:
+            outbound.switch_source()
+        self._refan()
 
     def on_packet(
         self, ssrc: int, seq: int, ts: int, marker: bool, payload: bytes, now_ms: int
@@ -331,7 +358,9 @@ class SourceStream:
         return False
 
     def _refan(self) -> None:
-        self._fanout = (*self._outbound.values(), *self._attached)
+        held = self._held
+        self._fanout = () if held else (*self._outbound.values(), *self._attached)
+        self._observers = () if held else self._observed_by
 
     def add(self, downtrack: DownTrack) -> None:
         key = downtrack.key
@@ -372,10 +401,12 @@ class SourceStream:
             observer.on_sender_report(ntp, rtp_ts, now_ms)
 
     def add_observer(self, observer: PacketObserver) -> None:
-        self._observers = (*self._observers, observer)
+        self._observed_by = (*self._observed_by, observer)
+        self._refan()
 
     def remove_observer(self, observer: PacketObserver) -> None:
-        self._observers = tuple(o for o in self._observers if o is not observer)
+        self._observed_by = tuple(o for o in self._observed_by if o is not observer)
+        self._refan()
 
     def needs_keyframe(self) -> bool:
         return any(o.waiting for o in self._fanout)

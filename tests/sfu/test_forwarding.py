@@ -250,3 +250,42 @@ def test_a_failing_subscriber_leaves_the_others_and_the_ingress_running() -> Non
     assert calls == {"raising": 2, "refusing": 2}
     assert stream.send_failures == 4
     assert stream.received == 2
+
+
+def test_a_held_track_forwards_nothing_and_resumes_on_a_keyframe_without_a_gap() -> None:
+    wire, stream = Wire(), video_stream()
+    stream.add(video_downtrack(wire, initial_sequence_number=500))
+    seen: list[int] = []
+
+    class Recorder:
+        def on_packet(self, sequence_number: int, timestamp: int, marker: bool,
+                      payload: bytes, keyframe: bool, now_ms: int) -> None:
+            seen.append(sequence_number)
+
+        def on_sender_report(self, ntp: int, rtp_ts: int, now_ms: int) -> None:
+            pass
+
+    stream.add_observer(Recorder())
+    stream.on_packet(0xAAAA, 10, 0, True, VP8_KEY, now_ms=0)
+    stream.on_packet(0xAAAA, 11, 3000, True, VP8_DELTA, now_ms=33)
+    stream.hold()  # a moderator muted the camera
+    assert stream.held
+    late = video_downtrack(Wire())
+    stream.add(late)  # a subscriber who comes while it is held gets nothing either
+    for seq in range(12, 20):
+        stream.on_packet(0xAAAA, seq, seq * 3000, True, VP8_KEY if seq == 15 else VP8_DELTA,
+                         now_ms=seq * 33)
+    assert len(wire.packets) == 2 and seen == [10, 11]  # neither viewers nor the recorder
+    assert not stream.needs_keyframe()  # nobody is owed a keyframe while it is held
+    assert stream.history.get(15) is not None
+    stream.release()
+    assert stream.needs_keyframe()
+    stream.on_packet(0xAAAA, 20, 60_000, True, VP8_DELTA, now_ms=660)  # not a keyframe yet
+    stream.on_packet(0xAAAA, 21, 63_000, True, VP8_KEY, now_ms=693)
+    stream.on_packet(0xAAAA, 22, 66_000, True, VP8_DELTA, now_ms=726)
+    # The numbering runs on over the held packets: no subscriber asks for them.
+    assert [p.sequence_number for p in wire.packets] == [500, 501, 502, 503]
+    assert wire.packets[2].payload == VP8_KEY
+    assert seen == [10, 11, 20, 21, 22]
+    stream.release()  # releasing twice changes nothing
+    assert [p.sequence_number for p in wire.packets][-1] == 503
