@@ -16,6 +16,7 @@ from typing import Any
 
 from rooms.live import ChatMessage, Question
 from rooms.model import Participant, Room
+from rooms.moderation import MeetingState
 
 
 class EventType(enum.StrEnum):
@@ -29,6 +30,7 @@ class EventType(enum.StrEnum):
     CHAT = "chat"
     CHAT_DELETED = "chat-deleted"
     CHAT_MUTED = "chat-muted"
+    MEETING = "meeting"
 
 
 class StageMove(enum.StrEnum):
@@ -167,9 +169,22 @@ class RoomStatusChanged:
         return {"room": self.room.to_dict()}
 
 
+@dataclass(frozen=True, slots=True)
+class MeetingChanged:
+    """A meeting's moderation changed (lobby, lock, mutes, hands, floor...): its new state."""
+
+    meeting: MeetingState
+    at: float
+    seq: int = 0
+    type = EventType.MEETING
+
+    def fields(self) -> dict[str, Any]:
+        return {"meeting": self.meeting.to_dict()}
+
+
 RoomEvent = (ParticipantJoined | ParticipantUpdated | ParticipantLeft | RoomStatusChanged
              | StageChanged | ProgramChanged | QuestionChanged | ChatPosted | ChatDeleted
-             | ChatMuted)
+             | ChatMuted | MeetingChanged)
 
 
 def numbered(event: RoomEvent, seq: int) -> RoomEvent:
@@ -203,6 +218,8 @@ def event_from_dict(data: Mapping[str, Any]) -> RoomEvent:
         if kind == EventType.PROGRAM:
             program = data["program"]
             return ProgramChanged(program.get("video"), program.get("audio"), at, seq)
+        if kind == EventType.MEETING:
+            return MeetingChanged(MeetingState.from_dict(data["meeting"]), at, seq)
         if kind == EventType.STAGE:
             return StageChanged(str(data["identity"]), str(data["name"]),
                                 StageMove(data["state"]), at, seq)

@@ -40,6 +40,7 @@ from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, event_from_dict, event_to_dict
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
+from rooms.moderation import MeetingState
 from rooms.store import (
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_EVENTS,
@@ -298,7 +299,8 @@ class RedisStore:
                   self._events_key(room.id), self._seq_key(room.id), self._peak_key(room.id),
                   self._stage_key(room.id), self._live_key(room.id, "questions"),
                   self._live_key(room.id, "chat"), self._live_key(room.id, "chat-count"),
-                  self._live_key(room.id, "chat-muted"), self._live_key(room.id, "visits")],
+                  self._live_key(room.id, "chat-muted"), self._live_key(room.id, "visits"),
+                  self._live_key(room.id, "meeting")],
             args=[_dumps(room.to_dict()), room.created_at, room.id],
         )
         if not created:
@@ -557,6 +559,13 @@ class RedisStore:
 
     async def chat_muted(self, room_id: str, identity: str) -> bool:
         return bool(await self._redis.sismember(self._live_key(room_id, "chat-muted"), identity))
+
+    async def get_meeting(self, room_id: str) -> MeetingState | None:
+        raw = await self._redis.get(self._live_key(room_id, "meeting"))
+        return None if raw is None else MeetingState.from_dict(json.loads(raw))
+
+    async def put_meeting(self, room_id: str, state: MeetingState) -> None:
+        await self._redis.set(self._live_key(room_id, "meeting"), _dumps(state.to_dict()))
 
     async def visit_started(self, room_id: str, visit: Visit) -> None:
         await self._visit(keys=[self._live_key(room_id, "visits")],

@@ -21,6 +21,7 @@ from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, numbered
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
+from rooms.moderation import MeetingState
 
 DEFAULT_MAX_EVENTS = 1000
 DEFAULT_MAX_AGE = 3600.0
@@ -162,6 +163,12 @@ class Store(Protocol):
 
     async def visits(self, room_id: str) -> list[Visit]: ...
 
+    # A meeting's moderation (rooms.moderation): one value per meeting.
+
+    async def get_meeting(self, room_id: str) -> MeetingState | None: ...
+
+    async def put_meeting(self, room_id: str, state: MeetingState) -> None: ...
+
 
 class MemoryStore:
     """The embedded default: one node, state in this process."""
@@ -183,6 +190,7 @@ class MemoryStore:
         self._chat_counts: dict[str, int] = {}
         self._chat_muted: dict[str, set[str]] = {}
         self._visits: dict[str, list[Visit]] = {}
+        self._meetings: dict[str, MeetingState] = {}
         # Set and replaced on every append: wakes whoever waits in wait_events.
         self._appended = asyncio.Event()
 
@@ -201,6 +209,7 @@ class MemoryStore:
         self._last_seq[room.id] = 0
         self._peaks[room.id] = 0
         self._stage[room.id] = {}
+        self._meetings.pop(room.id, None)
 
     async def get_room(self, room_id: str) -> Room | None:
         return self._rooms.get(room_id)
@@ -362,6 +371,12 @@ class MemoryStore:
 
     async def stage_states(self, room_id: str) -> dict[str, StageState]:
         return dict(self._stage.get(room_id, {}))
+
+    async def get_meeting(self, room_id: str) -> MeetingState | None:
+        return self._meetings.get(room_id)
+
+    async def put_meeting(self, room_id: str, state: MeetingState) -> None:
+        self._meetings[room_id] = state
 
     async def put_question(self, room_id: str, question: Question) -> None:
         self._questions.setdefault(room_id, {})[question.id] = question

@@ -24,6 +24,7 @@ from signalling.keys import (
     LOOP_MONITOR,
     MEDIA,
     METRICS,
+    MODERATION,
     RATE_LIMITER,
     REALTIME,
     SETTINGS,
@@ -36,6 +37,7 @@ from signalling.live import routes as live_routes
 from signalling.loop_monitor import LoopMonitor
 from signalling.media import MediaSignalling
 from signalling.metrics import Metrics
+from signalling.moderation import Moderation
 from signalling.program import ProgramSwitch
 from signalling.ratelimit import RateLimiter
 from signalling.realtime import Realtime
@@ -112,6 +114,7 @@ def create_app(settings: Settings) -> web.Application:
     Stage(realtime, store, media.stop_publishing)
     ProgramSwitch(realtime, store, sfu)
     app[LIVE] = Live(realtime, store, metrics)
+    app[MODERATION] = Moderation(realtime, store, sfu, media)
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media
@@ -123,10 +126,17 @@ def create_app(settings: Settings) -> web.Application:
     whip.setup(app)
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_loop_monitor_lifecycle)
+    app.cleanup_ctx.append(_moderation_lifecycle)
     # After the store's: recordings finish (and finalise) before the store and SFU close.
     recordings.setup(app, sfu)
     live_hls.setup(app, sfu)
     return app
+
+
+async def _moderation_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[MODERATION].start()
+    yield
+    await app[MODERATION].close()
 
 
 async def _loop_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from signalling.live import Live
     from signalling.live_hls import LiveHls
     from signalling.media import MediaSignalling
+    from signalling.moderation import Moderation
     from signalling.realtime import Realtime
     from signalling.recordings import Recordings
 
@@ -37,3 +38,4 @@ MEDIA: web.AppKey[MediaSignalling] = web.AppKey("media")
 LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
 LIVE_HLS: web.AppKey[LiveHls] = web.AppKey("live_hls")
+MODERATION: web.AppKey[Moderation] = web.AppKey("moderation")

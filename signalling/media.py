@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rooms import Grant, Participant, RoomStatus, Store, Track, ValidationError
@@ -122,11 +123,20 @@ class MediaSignalling:
         realtime.on("unsubscribe", self._unsubscribe, joined=True)
         realtime.on("ice-candidate", self._ice_candidate, joined=True)
         realtime.on("restart-ice", self._restart_ice, joined=True)
-        realtime.on_disconnect(self._close_connection_media)
+        realtime.on_disconnect(self.close_connection_media)
+        # Set by the meeting's moderation: raises when a moderator's mute forbids unmuting.
+        self.unmute_refusal: Callable[[str, str, str], Awaitable[None]] | None = None
+        self._published_hooks: list[Callable[[Publication], Awaitable[None]]] = []
+
+    def on_published(self, hook: Callable[[Publication], Awaitable[None]]) -> None:
+        """Run ``hook`` for every new publication, before anyone is told of it."""
+        self._published_hooks.append(hook)
 
     # -- SFU events (MediaEvents) ----------------------------------------------------------------
 
     async def track_published(self, publication: Publication) -> None:
+        for hook in self._published_hooks:
+            await hook(publication)
         await self.update_tracks(publication.room.id, publication.identity)
         await self.realtime.sio.emit(
             "track-published",
@@ -238,6 +248,8 @@ class MediaSignalling:
         if publisher is None:
             raise ApiError(409, "publish first", "not_publishing")
         claims = connection.claims
+        if not muted and self.unmute_refusal is not None:
+            await self.unmute_refusal(claims.room, claims.identity, kind)
         changed = False
         for publication in publisher.publications.values():
             if publication.kind == kind:
@@ -342,7 +354,7 @@ class MediaSignalling:
             await subscriber.close()
         return {}
 
-    async def _close_connection_media(self, connection: Connection) -> None:
+    async def close_connection_media(self, connection: Connection) -> None:
         publisher: Publisher | None = connection.data.pop("publisher", None)
         subscriber: Subscriber | None = connection.data.pop("subscriber", None)
         if subscriber is not None:

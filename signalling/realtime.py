@@ -71,6 +71,8 @@ class Connection:
 
 EventHandler = Callable[[Connection, Any], Awaitable[Any]]
 DisconnectHook = Callable[[Connection], Awaitable[None]]
+# Before a join takes a seat: None lets it in; an acknowledgement holds it there (a lobby).
+JoinGate = Callable[[Connection, Room], Awaitable[dict[str, Any] | None]]
 # What a feature adds to the join acknowledgement (Q&A, chat, the program...).
 JoinPart = Callable[[Connection, Room], Awaitable[dict[str, Any]]]
 
@@ -125,6 +127,7 @@ class Realtime:
         self._limiter = RateLimiter(EVENTS_PER_MINUTE, EVENT_BURST)
         self._disconnect_hooks: list[DisconnectHook] = []
         self._join_parts: list[JoinPart] = []
+        self._join_gates: list[JoinGate] = []
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.on("join", self._join)
@@ -171,6 +174,10 @@ class Realtime:
     def on_join(self, part: JoinPart) -> None:
         """Add ``part``'s fields to every join acknowledgement (after the seat is taken)."""
         self._join_parts.append(part)
+
+    def on_join_gate(self, gate: JoinGate) -> None:
+        """Ask ``gate`` before every join takes a seat (it may also refuse: raise)."""
+        self._join_gates.append(gate)
 
     def on_disconnect(self, hook: DisconnectHook) -> None:
         """Run ``hook`` when a connection goes (before presence is updated)."""
@@ -223,6 +230,10 @@ class Realtime:
             raise RoomNotFoundError(claims.room)  # a room made private sends its guests away
         if room.status == RoomStatus.ENDED:
             raise ApiError(409, "this room has ended", "room_ended")
+        for gate in self._join_gates:
+            held = await gate(connection, room)
+            if held is not None:
+                return held
         stage = (await self.store.stage_states(room.id)).get(claims.identity)
         connection.grants = self.grants_in(room, claims, stage)
         now = time.time()

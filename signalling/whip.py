@@ -47,7 +47,7 @@ from sfu.sessions import Publisher, SdpError, Selection, Subscriber
 from signalling.auth import Claims, ForbiddenError, bearer_token, require_grant
 from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, Handler
-from signalling.keys import CREDENTIALS, MEDIA, REALTIME, SETTINGS, SFU, STORE
+from signalling.keys import CREDENTIALS, MEDIA, MODERATION, REALTIME, SETTINGS, SFU, STORE
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ async def _open_room(request: web.Request, claims: Claims, grant: Grant
     stage = (await store.stage_states(room.id)).get(claims.identity)
     grants = request.app[REALTIME].grants_in(room, claims, stage)
     require_grant(grants, grant)
+    await request.app[MODERATION].may_publish(room, claims.identity)
     return room, grants
 
 

@@ -30,6 +30,7 @@ from rooms.model import (
     Track,
     ValidationError,
 )
+from rooms.moderation import Actor, enter, initial_state
 from rooms.presence import Presence, apply, change
 from rooms.redis_store import RedisStore
 from rooms.store import MemoryStore, RoomExistsError, RoomNotFoundError, Store
@@ -528,3 +529,14 @@ async def test_visits_open_and_close(store: Store) -> None:
     assert visits == [Visit("li", "Li", Role.VISITOR, 110.0),
                       Visit("wang", "Wang", Role.BUYER, 100.0, 130.0),
                       Visit("wang", "Wang", Role.BUYER, 150.0)]
+
+
+async def test_a_meetings_moderation_round_trips_and_a_new_room_starts_clean(
+        store: Store) -> None:
+    await store.create_room(Room(id="deal", name="Deal", kind=RoomKind.MEETING))
+    assert await store.get_meeting("deal") is None
+    state, _ = enter(initial_state(lobby=True), identity="li", name="Li",
+                     actor=Actor.PARTICIPANT, now=5.0)
+    state = dataclasses.replace(state, muted={"wu": frozenset({"audio"})}, hands=("wu",))
+    await store.put_meeting("deal", state)
+    assert await store.get_meeting("deal") == state
