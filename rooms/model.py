@@ -188,6 +188,8 @@ class Room:
     ended_at: float | None = None
     visibility: Visibility = Visibility.PUBLIC
     delivery: Delivery = Delivery.WEBRTC
+    # A meeting's lobby at its start (its moderators turn it on and off later): newcomers wait.
+    lobby: bool = False
     # Someone publishes in it now, and since when that is so (or no longer so).
     publishing: bool = False
     publishing_changed_at: float | None = None
@@ -233,6 +235,7 @@ class Room:
             "ended_at": self.ended_at,
             "visibility": self.visibility.value,
             "delivery": self.delivery.value,
+            "lobby": self.lobby,
             "publishing": self.publishing,
             "publishing_changed_at": self.publishing_changed_at,
         }
@@ -256,6 +259,7 @@ class Room:
             ended_at=data.get("ended_at"),
             visibility=Visibility(data.get("visibility", DEFAULT_VISIBILITY[kind])),
             delivery=Delivery(data.get("delivery", Delivery.WEBRTC.value)),
+            lobby=bool(data.get("lobby", False)),
             publishing=bool(data.get("publishing", False)),
             publishing_changed_at=data.get("publishing_changed_at"),
         )
@@ -263,7 +267,7 @@ class Room:
 
 ROOM_FIELDS = frozenset(
     {"id", "name", "kind", "category", "owner", "scheduled_start", "scheduled_end", "record",
-     "languages", "status", "visibility", "delivery"}
+     "languages", "status", "visibility", "delivery", "lobby"}
 )
 # What an edit may change: everything but the id and the kind (pages and links depend on them).
 EDITABLE_ROOM_FIELDS = ROOM_FIELDS - {"id", "kind"}
@@ -293,10 +297,11 @@ def _room_fields(data: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("scheduled_start", "scheduled_end"):
         if name in data:
             fields[name] = _timestamp(name, data[name])
-    if "record" in data:
-        if not isinstance(data["record"], bool):
-            raise ValidationError("record", "must be true or false")
-        fields["record"] = data["record"]
+    for flag in ("record", "lobby"):
+        if flag in data:
+            if not isinstance(data[flag], bool):
+                raise ValidationError(flag, "must be true or false")
+            fields[flag] = data[flag]
     if "languages" in data:
         raw = data["languages"]
         if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_LANGUAGES:

@@ -11,8 +11,9 @@ the rules say:
   change is a ``meeting`` room event carrying the new state, so every page shows it in order;
   the join acknowledgement of a meeting carries ``meeting`` too.
 - Joining a meeting goes through :func:`rooms.moderation.enter`: a newcomer while the lobby is
-  on gets ``{lobby: true, room, meeting}`` instead of a seat and waits on the connection until
-  ``meeting-admitted`` (join again) or ``meeting-denied``; a locked meeting refuses newcomers
+  on (``Room.lobby`` at the start, then the moderators' choice) gets ``{lobby: true, room,
+  meeting}`` instead of a seat and waits on the connection until ``meeting-admitted`` (join
+  again) or ``meeting-denied``; a locked meeting refuses newcomers
   (``meeting_locked``), a removed identity is refused (``removed``) with any token.
 - A moderator's mute holds the track in the SFU at once (:meth:`sfu.forwarding.SourceStream.
   hold`: nobody receives it, the recorder neither), also a track published later; the
@@ -104,8 +105,8 @@ class Moderation:
 
     async def state_of(self, room: Room) -> MeetingState:
         state = await self.store.get_meeting(room.id)
-        # The lobby is on by default for meetings a host runs (no participant owns them).
-        return state if state is not None else initial_state(lobby=not room.owner)
+        # The room says whether it starts with a lobby (a host-run meeting usually does).
+        return state if state is not None else initial_state(lobby=room.lobby)
 
     async def _save(self, room_id: str, before: MeetingState, after: MeetingState,
                     now: float) -> None:

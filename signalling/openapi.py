@@ -94,6 +94,9 @@ def openapi_document() -> dict[str, Any]:
                          "description": "How a livestream's viewers watch: webrtc (real time, "
                                         "the default) or hls (live HLS, when a host sends "
                                         "them there because the node is full)"},
+            "lobby": {"type": "boolean",
+                      "description": "Meetings: newcomers wait to be admitted from the start "
+                                     "(moderators turn it on and off later)"},
             "created_at": {"type": "number"},
             "started_at": {"type": ["number", "null"]},
             "ended_at": {"type": ["number", "null"]},
@@ -105,7 +108,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     editable = ("name", "category", "owner", "scheduled_start", "scheduled_end", "record",
-                "languages", "visibility", "status", "delivery")
+                "languages", "visibility", "status", "delivery", "lobby")
     room_create = {
         "type": "object",
         "additionalProperties": False,

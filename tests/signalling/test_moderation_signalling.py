@@ -22,10 +22,11 @@ ServerFactory = Callable[..., Awaitable[TestServer]]
 ENV = {"FAIRWIRE_API_KEY": "test-api-key-of-some-length", "FAIRWIRE_DATA_DIR": "/tmp/fw"}
 
 
-async def start(aiohttp_server: ServerFactory, owner: str = "") -> TestServer:
+async def start(aiohttp_server: ServerFactory, owner: str = "",
+                lobby: bool = False) -> TestServer:
     server = await aiohttp_server(create_app(load_config(environ=ENV)))
     await server.app[STORE].create_room(Room(  # type: ignore[index]
-        id="deal", name="Valve price talk", kind=RoomKind.MEETING, owner=owner))
+        id="deal", name="Valve price talk", kind=RoomKind.MEETING, owner=owner, lobby=lobby))
     return server
 
 
@@ -65,7 +66,7 @@ async def eventually(check: Callable[[], bool], seconds: float = 5) -> None:
 async def test_newcomers_wait_in_the_lobby_of_a_hosted_meeting_until_admitted(
     aiohttp_server: ServerFactory, people: list[Participant]
 ) -> None:
-    server = await start(aiohttp_server)  # no owner: a host runs it, the lobby is on
+    server = await start(aiohttp_server, lobby=True)  # a host runs it, with a lobby
     host, joined = await arrive(server, people, "host-1", Role.HOST)
     assert joined["meeting"]["lobby"] is True and "self" in joined
     buyer, held = await arrive(server, people, "buyer-li", Role.BUYER)
@@ -89,7 +90,7 @@ async def test_newcomers_wait_in_the_lobby_of_a_hosted_meeting_until_admitted(
 async def test_a_moderators_mute_stops_forwarding_and_only_a_moderator_lifts_it(
     aiohttp_server: ServerFactory, people: list[Participant]
 ) -> None:
-    server = await start(aiohttp_server, owner="valve-co")  # the owner runs it: no lobby
+    server = await start(aiohttp_server, owner="valve-co")
     owner, _ = await arrive(server, people, "valve-co", Role.EXHIBITOR)
     buyer, _ = await arrive(server, people, "buyer-li", Role.BUYER)
     assert "sdp" in await buyer.publish()
