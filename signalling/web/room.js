@@ -45,6 +45,10 @@
  *     Listed are hosts, exhibitors and whoever publishes; hosts and exhibitors page through the
  *     rest with "audience-list" {cursor, limit} -> {viewers, next, total} (the Viewers panel).
  *   "replaced": the same identity joined elsewhere; room-status "ended": the room is over.
+ * Meetings (docs/socketio.md, "Meetings: moderation"): a join held in the lobby answers
+ *   {lobby: true, room, meeting}: the page says it waits (state "lobby") until
+ *   "meeting-admitted" (it joins again) or "meeting-denied"; "meeting-left" {reason: removed}
+ *   ends the page as an error. meeting.js shows and runs the rest.
  * Stage (livestreams): a host (moderate grant) sends "stage-invite" {identity} -> {}; the
  *   invitee's page sees stage "invited" for itself and asks Accept / Decline: "stage-answer"
  *   {accept} -> {grants, stage}; with publish in its grants it offers "Go live". "stage-leave"
@@ -90,6 +94,8 @@
  *     identity whose name and track state the tile of that stream shows, and its
  *     data-identity (default: the stream id); null hides the tile (a program off air);
  *     screenStopping() -> Promise, awaited before a shared screen is unpublished;
+ *     participantControls(person) -> an element beside that participant (meeting.js: a
+ *     moderator's mute and remove buttons), or null;
  *     watchesElsewhere() -> true while the page shows the room another way (live HLS): it
  *     then does not subscribe over WebRTC. fairwire.subscribe() / fairwire.unsubscribe()
  *     start and stop receiving over WebRTC ("unsubscribe" {} tells the server).
@@ -123,6 +129,7 @@
   const FATAL = new Set([
     "missing_token", "missing_credentials", "invalid_token", "token_expired", "token_revoked",
     "wrong_room", "room_not_found", "room_ended", "replaced",
+    "denied", "removed", "meeting_locked", "meeting_ended",
   ]);
   // A refusal of the credential itself (REST 401 or a refused connect).
   const TOKEN_REFUSALS = new Set(["missing_credentials", "invalid_token", "token_expired", "token_revoked"]);
@@ -999,6 +1006,7 @@
       $("retry").hidden = FATAL.has(fairwire.error.code);
     }
     $("room-body").hidden = fairwire.state === "error" || !fairwire.self;
+    $("lobby-panel").hidden = fairwire.state !== "lobby";
     // Without a room there is nothing to head the page: the error panel says it all.
     $("room-header").hidden = fairwire.state === "error" && !room;
     renderGuest();
@@ -1093,10 +1101,11 @@
         li.appendChild(el("span", "badge badge-live badge-small", t("status.live")));
       }
       li.appendChild(el("span", "role-badge role-" + p.role, t("role." + p.role)));
-      const controls = stageControls(p);
-      if (controls) {
+      const controls = [stageControls(p),
+        fairwire.hooks.participantControls ? fairwire.hooks.participantControls(p) : null].filter(Boolean);
+      if (controls.length) {
         const actions = el("span", "participant-actions");
-        actions.appendChild(controls);
+        actions.append(...controls);
         li.appendChild(actions);
       }
       return li;
@@ -2082,6 +2091,13 @@
     }
     if (catchUp !== mine) return; // a newer join (another reconnect) took over
     catchUp = null;
+    if (ack.lobby) {
+      // A meeting's lobby: no seat yet; "meeting-admitted" asks us to join again.
+      if (ack.room) fairwire.room = ack.room;
+      fairwire.state = "lobby";
+      render();
+      return;
+    }
     noteCredential(ack.credential);
     if (ack.room) fairwire.room = ack.room;
     const before = fairwire.self;
@@ -2198,6 +2214,11 @@
     socket.on("replaced", (data) => {
       fail({ code: "replaced", message: (data && data.reason) || "" });
     });
+    socket.on("meeting-admitted", () => {
+      if (fairwire.state === "lobby") join();
+    });
+    socket.on("meeting-denied", () => fail({ code: "denied" }));
+    socket.on("meeting-left", (data) => fail({ code: (data && data.reason) || "removed" }));
     socket.on("subscriber-offer", (offer) => {
       if (fairwire.state === "joined" && !watchingElsewhere()) enqueue(() => answerOffer(offer));
     });
