@@ -121,6 +121,8 @@
       "console.form.languagesHint": "Language tags separated by commas, e.g. en, zh-CN",
       "console.form.visibility": "Visibility",
       "console.form.record": "Record for replay",
+      "console.form.lobby": "Start with a lobby",
+      "console.form.lobbyHint": "Newcomers wait until a host or the owner lets them in (for meetings a host runs).",
       "console.form.recordHint": "Visitors can watch the recording after the show.",
       "console.form.create": "Create room",
       "console.form.save": "Save changes",
@@ -309,6 +311,8 @@
       "console.form.languagesHint": "用逗号分隔的语言代码，例如 en, zh-CN",
       "console.form.visibility": "公开范围",
       "console.form.record": "录制回放",
+      "console.form.lobby": "启用等候室",
+      "console.form.lobbyHint": "新来者需等待主持人或会议发起人允许后才能进入（适用于主持人主持的会议）。",
       "console.form.recordHint": "展会结束后观众可观看录像。",
       "console.form.create": "创建房间",
       "console.form.save": "保存修改",
@@ -1056,6 +1060,7 @@
   // -- create / edit form -----------------------------------------------------------------
 
   function kindHint() {
+    lobbyField();
     const kind = $("f-kind").value;
     let text = kind === "meeting" ? t("console.form.kindMeeting") : t("console.form.kindLivestream");
     if (formRoomId) text += (i18n.lang === "zh" ? "" : " ") + t("console.form.kindFixed");
@@ -1118,6 +1123,7 @@
     $("f-languages").value = room ? (room.languages || []).join(", ") : "";
     setVisibility(room ? room.visibility || "public" : "public");
     $("f-record").checked = room ? !!room.record : true;
+    $("f-lobby").checked = room ? !!room.lobby : false;
     kindHint();
     zoneHint();
     window.setTimeout(() => $("f-name").focus(), 0);
@@ -1138,6 +1144,11 @@
     if (!visibilityTouched) setVisibility(kind === "meeting" ? "private" : "public");
     if (!recordTouched) $("f-record").checked = kind === "livestream";
     kindHint();
+  }
+
+  /** The lobby is a meeting's: shown only for meetings. */
+  function lobbyField() {
+    $("f-lobby-field").hidden = $("f-kind").value !== "meeting";
   }
 
   function invalid(input, message) {
@@ -1170,6 +1181,7 @@
       scheduled_start: start,
       scheduled_end: end,
       record: $("f-record").checked,
+      lobby: $("f-lobby").checked,
       languages,
       visibility: $("f-private").checked ? "private" : "public",
     };
@@ -1179,7 +1191,7 @@
     const map = {
       name: "f-name", kind: "f-kind", id: "f-id", category: "f-category", owner: "f-owner",
       scheduled_start: "f-start", scheduled_end: "f-end", languages: "f-languages", record: "f-record",
-      visibility: "f-public",
+      lobby: "f-lobby", visibility: "f-public",
     };
     return map[field] ? $(map[field]) : null;
   }
@@ -1198,6 +1210,7 @@
       if ($("f-start").value !== toLocalInput(editing.scheduled_start)) body.scheduled_start = values.scheduled_start;
       if ($("f-end").value !== toLocalInput(editing.scheduled_end)) body.scheduled_end = values.scheduled_end;
       if (values.record !== !!editing.record) body.record = values.record;
+      if (editing.kind === "meeting" && values.lobby !== !!editing.lobby) body.lobby = values.lobby;
       if (values.languages.length && values.languages.join(",") !== (editing.languages || []).join(",")) {
         body.languages = values.languages;
       }
@@ -1209,6 +1222,7 @@
       }
     } else {
       body = { name: values.name, kind: values.kind, record: values.record, visibility: values.visibility };
+      if (values.kind === "meeting") body.lobby = values.lobby;
       if (values.id) body.id = values.id;
       if (values.category) body.category = values.category;
       if (values.owner) body.owner = values.owner;

@@ -146,6 +146,7 @@ async def test_host_schedules_rooms_sends_links_and_the_programme_shows_the_live
     await host.fill("#f-name", "CNC line tour · Booth 42")
     await host.fill("#f-id", "cnc-tour")
     await host.select_option("#f-kind", "livestream")
+    await expect(host.locator("#f-lobby")).to_be_hidden()
     await host.fill("#f-category", "Machinery")
     await host.fill("#f-owner", "ningbo-pumps")
     await host.fill("#f-start", local_input(start))
@@ -186,8 +187,12 @@ async def test_host_schedules_rooms_sends_links_and_the_programme_shows_the_live
     await host.fill("#f-owner", "ningbo-pumps")
     await expect(host.locator("#f-private")).to_be_checked()
     await expect(host.locator("#f-record")).not_to_be_checked()
+    # A meeting's choice only, off unless asked (Anna below comes straight in).
+    await expect(host.locator("#f-lobby")).to_be_visible()
+    await expect(host.locator("#f-lobby")).not_to_be_checked()
     meeting = await submit_room(host, "pricing-talk")
     assert meeting["kind"] == "meeting" and meeting["visibility"] == "private"
+    assert meeting["lobby"] is False
     await expect(host.locator("#presets [data-preset]")).to_have_count(3)  # exhibitor, guest, host
     guest_link = await issue_link(host, "guest", name="Anna Schmidt", language="zh-CN")
     claims = payload(guest_link["token"])

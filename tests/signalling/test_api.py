@@ -290,3 +290,16 @@ async def test_the_owner_or_a_host_sends_viewers_to_live_hls(
                                   headers=AUTH)
     assert response.status == 400
     assert_error(await response.json(), "invalid_field")
+
+
+async def test_a_meeting_may_start_with_a_lobby(client: TestClient[Any, Any]) -> None:
+    response = await client.post("/api/rooms", json={"id": "hosted", "name": "Hosted",
+                                                     "kind": "meeting", "lobby": True},
+                                 headers=AUTH)
+    assert response.status == 201 and (await response.json())["lobby"] is True
+    response = await client.post("/api/rooms", json={"name": "Bad", "kind": "meeting",
+                                                     "lobby": "yes"}, headers=AUTH)
+    assert response.status == 400
+    assert_error(await response.json(), "invalid_field")
+    response = await client.patch("/api/rooms/hosted", json={"lobby": False}, headers=AUTH)
+    assert response.status == 200 and (await response.json())["lobby"] is False
