@@ -105,8 +105,12 @@ class Moderation:
 
     async def state_of(self, room: Room) -> MeetingState:
         state = await self.store.get_meeting(room.id)
-        # The room says whether it starts with a lobby (a host-run meeting usually does).
-        return state if state is not None else initial_state(lobby=room.lobby)
+        if state is None:
+            # The room says whether it starts with a lobby (a host-run meeting usually does).
+            return initial_state(lobby=room.lobby)
+        if state.floor is not None and state.floor.until is not None:
+            self._timed.add(room.id)  # a time box set before this node (re)started runs on
+        return state
 
     async def _save(self, room_id: str, before: MeetingState, after: MeetingState,
                     now: float) -> None:
