@@ -39,6 +39,7 @@ from redis.exceptions import RedisError
 from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, event_from_dict, event_to_dict
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
+from rooms.messages import MAX_DIRECT_MESSAGES, DirectMessage, conversation_key, mark_read
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
 from rooms.moderation import MeetingState
 from rooms.store import (
@@ -275,6 +276,15 @@ class RedisStore:
 
     def _room_links_key(self, room_id: str) -> str:
         return f"{self._prefix}:room:{room_id}:links"
+
+    def _direct_key(self, conversation: str) -> str:
+        return f"{self._prefix}:dm:{conversation.replace(' ', ':')}"
+
+    def _unread_key(self, reader: str) -> str:
+        return f"{self._prefix}:dm-unread:{reader}"
+
+    def _read_until_key(self, reader: str) -> str:
+        return f"{self._prefix}:dm-read:{reader}"
 
     @staticmethod
     def _member(room_id: str, identity: str) -> str:
@@ -559,6 +569,38 @@ class RedisStore:
 
     async def chat_muted(self, room_id: str, identity: str) -> bool:
         return bool(await self._redis.sismember(self._live_key(room_id, "chat-muted"), identity))
+
+    async def add_direct(self, message: DirectMessage) -> None:
+        key = self._direct_key(message.conversation)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, _dumps(message.to_dict()))
+            pipe.ltrim(key, -MAX_DIRECT_MESSAGES, -1)
+            pipe.hincrby(self._unread_key(message.recipient), message.sender, 1)
+            await pipe.execute()
+
+    async def direct_history(self, a: str, b: str, before: float | None, limit: int
+                             ) -> list[DirectMessage]:
+        # The newest page is the list's tail; paging back reads the rest (the list is capped).
+        start = -limit if before is None else 0
+        raw = cast(list[str], await self._redis.lrange(
+            self._direct_key(conversation_key(a, b)), start, -1))
+        found = [m for m in (DirectMessage.from_dict(json.loads(r)) for r in raw)
+                 if before is None or m.at < before][-limit:]
+        read_until = {}
+        for reader in {a, b}:
+            marks = cast(dict[str, str], await self._redis.hgetall(self._read_until_key(reader)))
+            read_until.update({(reader, s): float(v) for s, v in marks.items()})
+        return [mark_read(m, read_until.get((m.recipient, m.sender))) for m in found]
+
+    async def unread_direct(self, reader: str) -> dict[str, int]:
+        raw = cast(dict[str, str], await self._redis.hgetall(self._unread_key(reader)))
+        return {s: int(n) for s, n in raw.items() if int(n)}
+
+    async def mark_direct_read(self, reader: str, sender: str, now: float) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._unread_key(reader), sender)
+            pipe.hset(self._read_until_key(reader), sender, now)
+            await pipe.execute()
 
     async def get_meeting(self, room_id: str) -> MeetingState | None:
         raw = await self._redis.get(self._live_key(room_id, "meeting"))

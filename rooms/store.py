@@ -20,6 +20,12 @@ from typing import Protocol
 from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, numbered
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
+from rooms.messages import (
+    MAX_DIRECT_MESSAGES,
+    DirectMessage,
+    conversation_key,
+    mark_read,
+)
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
 from rooms.moderation import MeetingState
 
@@ -169,6 +175,21 @@ class Store(Protocol):
 
     async def put_meeting(self, room_id: str, state: MeetingState) -> None: ...
 
+    # One-to-one messages between identities (rooms.messages), kept for both sides.
+
+    async def add_direct(self, message: DirectMessage) -> None: ...
+
+    async def direct_history(self, a: str, b: str, before: float | None, limit: int
+                             ) -> list[DirectMessage]:
+        """The last ``limit`` messages between ``a`` and ``b`` sent before ``before`` (all
+        when None), oldest first, each marked read as its recipient last read."""
+
+    async def unread_direct(self, reader: str) -> dict[str, int]:
+        """Unread messages to ``reader`` by sender."""
+
+    async def mark_direct_read(self, reader: str, sender: str, now: float) -> None:
+        """``reader`` read everything ``sender`` sent them until ``now``."""
+
 
 class MemoryStore:
     """The embedded default: one node, state in this process."""
@@ -191,6 +212,9 @@ class MemoryStore:
         self._chat_muted: dict[str, set[str]] = {}
         self._visits: dict[str, list[Visit]] = {}
         self._meetings: dict[str, MeetingState] = {}
+        self._directs: dict[str, list[DirectMessage]] = {}  # by conversation, oldest first
+        self._unread: dict[str, dict[str, int]] = {}  # reader -> sender -> count
+        self._read_until: dict[tuple[str, str], float] = {}  # (reader, sender) -> time
         # Set and replaced on every append: wakes whoever waits in wait_events.
         self._appended = asyncio.Event()
 
@@ -371,6 +395,26 @@ class MemoryStore:
 
     async def stage_states(self, room_id: str) -> dict[str, StageState]:
         return dict(self._stage.get(room_id, {}))
+
+    async def add_direct(self, message: DirectMessage) -> None:
+        messages = self._directs.setdefault(message.conversation, [])
+        messages.append(message)
+        del messages[:-MAX_DIRECT_MESSAGES]
+        unread = self._unread.setdefault(message.recipient, {})
+        unread[message.sender] = unread.get(message.sender, 0) + 1
+
+    async def direct_history(self, a: str, b: str, before: float | None, limit: int
+                             ) -> list[DirectMessage]:
+        found = [m for m in self._directs.get(conversation_key(a, b), [])
+                 if before is None or m.at < before][-limit:]
+        return [mark_read(m, self._read_until.get((m.recipient, m.sender))) for m in found]
+
+    async def unread_direct(self, reader: str) -> dict[str, int]:
+        return {s: n for s, n in self._unread.get(reader, {}).items() if n}
+
+    async def mark_direct_read(self, reader: str, sender: str, now: float) -> None:
+        self._unread.get(reader, {}).pop(sender, None)
+        self._read_until[(reader, sender)] = now
 
     async def get_meeting(self, room_id: str) -> MeetingState | None:
         return self._meetings.get(room_id)

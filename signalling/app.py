@@ -36,6 +36,7 @@ from signalling.live import Live
 from signalling.live import routes as live_routes
 from signalling.loop_monitor import LoopMonitor
 from signalling.media import MediaSignalling
+from signalling.messages import DirectMessages
 from signalling.metrics import Metrics
 from signalling.moderation import Moderation
 from signalling.program import ProgramSwitch
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     ProgramSwitch(realtime, store, sfu)
     app[LIVE] = Live(realtime, store, metrics)
     app[MODERATION] = Moderation(realtime, store, sfu, media)
+    DirectMessages(realtime, store)
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media

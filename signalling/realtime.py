@@ -70,7 +70,7 @@ class Connection:
 
 
 EventHandler = Callable[[Connection, Any], Awaitable[Any]]
-DisconnectHook = Callable[[Connection], Awaitable[None]]
+ConnectionHook = Callable[[Connection], Awaitable[None]]
 # Before a join takes a seat: None lets it in; an acknowledgement holds it there (a lobby).
 JoinGate = Callable[[Connection, Room], Awaitable[dict[str, Any] | None]]
 # What a feature adds to the join acknowledgement (Q&A, chat, the program...).
@@ -125,9 +125,10 @@ class Realtime:
         self.connections: dict[str, Connection] = {}
         self.feed = RoomFeed(store, self.sio, self._room_ended)
         self._limiter = RateLimiter(EVENTS_PER_MINUTE, EVENT_BURST)
-        self._disconnect_hooks: list[DisconnectHook] = []
+        self._disconnect_hooks: list[ConnectionHook] = []
         self._join_parts: list[JoinPart] = []
         self._join_gates: list[JoinGate] = []
+        self._connect_hooks: list[ConnectionHook] = []
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.on("join", self._join)
@@ -179,7 +180,11 @@ class Realtime:
         """Ask ``gate`` before every join takes a seat (it may also refuse: raise)."""
         self._join_gates.append(gate)
 
-    def on_disconnect(self, hook: DisconnectHook) -> None:
+    def on_connect(self, hook: ConnectionHook) -> None:
+        """Run ``hook`` for every connection once its credential is accepted."""
+        self._connect_hooks.append(hook)
+
+    def on_disconnect(self, hook: ConnectionHook) -> None:
         """Run ``hook`` when a connection goes (before presence is updated)."""
         self._disconnect_hooks.append(hook)
 
@@ -203,8 +208,14 @@ class Realtime:
             raise socketio.exceptions.ConnectionRefusedError(
                 str(exc), error_body(exc.code, str(exc))["error"]
             ) from None
-        self.connections[sid] = Connection(sid=sid, claims=claims, grants=claims.grants)
+        connection = self.connections[sid] = Connection(sid=sid, claims=claims,
+                                                        grants=claims.grants)
         self.metrics.socket_connections.inc()
+        for hook in self._connect_hooks:
+            try:
+                await hook(connection)
+            except Exception:
+                log.exception("connect hook failed for %s", sid)
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
         connection = self.connections.pop(sid, None)

@@ -20,6 +20,7 @@ from rooms.events import (
     event_to_dict,
 )
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
+from rooms.messages import new_message
 from rooms.model import (
     Grant,
     Participant,
@@ -540,3 +541,22 @@ async def test_a_meetings_moderation_round_trips_and_a_new_room_starts_clean(
     state = dataclasses.replace(state, muted={"wu": frozenset({"audio"})}, hands=("wu",))
     await store.put_meeting("deal", state)
     assert await store.get_meeting("deal") == state
+
+
+async def test_direct_messages_are_kept_for_both_sides_with_unread_counts(store: Store) -> None:
+    sent = [new_message("buyer-li", "Li", "valve-co", f"question {n}", 100.0 + n)
+            for n in range(5)]
+    for message in sent:
+        await store.add_direct(message)
+    await store.add_direct(new_message("valve-co", "Valve", "buyer-li", "answer", 110.0))
+    assert await store.unread_direct("valve-co") == {"buyer-li": 5}
+    assert await store.unread_direct("buyer-li") == {"valve-co": 1}
+    both = await store.direct_history("valve-co", "buyer-li", None, 50)
+    assert [m.text for m in both] == [*(m.text for m in sent), "answer"]
+    assert await store.direct_history("buyer-li", "valve-co", None, 2) == both[-2:]
+    assert [m.text for m in await store.direct_history("buyer-li", "valve-co", 102.0, 50)] == [
+        "question 0", "question 1"]
+    await store.mark_direct_read("valve-co", "buyer-li", 103.0)
+    assert await store.unread_direct("valve-co") == {}
+    read = [m.read for m in await store.direct_history("valve-co", "buyer-li", None, 50)]
+    assert read == [True, True, True, True, False, False]
