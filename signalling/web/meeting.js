@@ -3,8 +3,8 @@
  * Loaded after room.js.
  *
  * Talks to room.js through window.fairwire: fairwire.request("meeting", {action, ...}) ->
- * {meeting} or throws {code, message}; fairwire.moderates(); fairwire.hooks.participantControls
- * (set here: a moderator's buttons beside each participant); document events
+ * {meeting} or throws {code, message}; fairwire.moderates(); fairwire.participantControls
+ * (one added here: a moderator's buttons beside each participant); document events
  * "fairwire:catch-up" {ack} (a meeting's join carries `meeting`), "fairwire:room-event"
  * {event} (type "meeting": the new state) and "fairwire:render".
  * The state is {lobby, locked, ended, waiting: [{identity, name, since}], muted: {identity:
@@ -164,7 +164,7 @@
 
   // -- the moderator's buttons beside each participant --------------------------------------
 
-  fairwire.hooks.participantControls = (person) => {
+  fairwire.participantControls.push((person) => {
     if (!isMeeting() || !view.state || !fairwire.moderates() || person.identity === me()) return null;
     const box = el("span", "meeting-person-actions");
     const muted = mutedKinds(person.identity);
@@ -183,7 +183,7 @@
       }
     }, "button button-small button-danger"));
     return box;
-  };
+  });
 
   // -- rendering --------------------------------------------------------------------------
 

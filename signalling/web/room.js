@@ -86,6 +86,10 @@
  * For the page's other scripts (live.js: Q&A, chat, figures, program; watch-hls.js), the same
  * object and DOM events on `document`, dispatched synchronously:
  *   fairwire.hasGrant(grant), fairwire.moderates() (a host or the owner exhibitor);
+ *   fairwire.participantControls: functions person -> an element beside that participant, or
+ *     null (meeting.js: a moderator's mute and remove; messages.js: "Message");
+ *   "fairwire:dm" {message} and "fairwire:dm-unread" {unread}: one-to-one messages
+ *     (docs/socketio.md), for messages.js;
  *   fairwire.request(event, data) -> Promise of the ack; rejects with an Error that has
  *     {code, message, data (the server's whole error object, e.g. with retry_after)}.
  *   fairwire.credential: the Bearer for REST calls. fairwire.hooks (set by other scripts):
@@ -94,8 +98,6 @@
  *     identity whose name and track state the tile of that stream shows, and its
  *     data-identity (default: the stream id); null hides the tile (a program off air);
  *     screenStopping() -> Promise, awaited before a shared screen is unpublished;
- *     participantControls(person) -> an element beside that participant (meeting.js: a
- *     moderator's mute and remove buttons), or null;
  *     watchesElsewhere() -> true while the page shows the room another way (live HLS): it
  *     then does not subscribe over WebRTC. fairwire.subscribe() / fairwire.unsubscribe()
  *     start and stop receiving over WebRTC ("unsubscribe" {} tells the server).
@@ -433,6 +435,7 @@
     return hasGrant("moderate") || (self.role === "exhibitor" && !!room.owner && room.owner === self.identity);
   }
   fairwire.hasGrant = hasGrant;
+  fairwire.participantControls = fairwire.participantControls || [];
   fairwire.moderates = moderates;
 
   function maySeeViewers() {
@@ -1101,8 +1104,8 @@
         li.appendChild(el("span", "badge badge-live badge-small", t("status.live")));
       }
       li.appendChild(el("span", "role-badge role-" + p.role, t("role." + p.role)));
-      const controls = [stageControls(p),
-        fairwire.hooks.participantControls ? fairwire.hooks.participantControls(p) : null].filter(Boolean);
+      const controls = [stageControls(p), ...fairwire.participantControls.map((make) => make(p))]
+        .filter(Boolean);
       if (controls.length) {
         const actions = el("span", "participant-actions");
         actions.append(...controls);
@@ -2214,6 +2217,8 @@
     socket.on("replaced", (data) => {
       fail({ code: "replaced", message: (data && data.reason) || "" });
     });
+    socket.on("dm", (data) => announce("dm", data));
+    socket.on("dm-unread", (data) => announce("dm-unread", data));
     socket.on("meeting-admitted", () => {
       if (fairwire.state === "lobby") join();
     });
