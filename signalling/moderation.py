@@ -124,8 +124,12 @@ class Moderation:
         await self.realtime.feed.append(room_id, MeetingChanged(after, now))
 
     def _present(self, room_id: str) -> frozenset[str]:
-        return frozenset(c.claims.identity for c in self.realtime.connections.values()
-                         if c.joined and c.claims.room == room_id)
+        """Who is in the meeting: its pages, and whoever publishes (an encoder has no page)."""
+        pages = {c.claims.identity for c in self.realtime.connections.values()
+                 if c.joined and c.claims.room == room_id}
+        sfu_room = self.sfu.rooms.get(room_id)
+        encoders = set() if sfu_room is None else {p.identity for p in sfu_room.publications}
+        return frozenset(pages | encoders)
 
     @staticmethod
     def _actor(connection: Connection, room: Room) -> Actor:

@@ -9,14 +9,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack
 from socketio_media import Participant
 
 from config import load_config
 from rooms import Role, RoomKind
 from rooms.model import Room
 from signalling.app import create_app
-from signalling.keys import SFU, STORE
+from signalling.keys import SFU, STORE, TOKENS
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 ENV = {"FAIRWIRE_API_KEY": "test-api-key-of-some-length", "FAIRWIRE_DATA_DIR": "/tmp/fw"}
@@ -185,3 +188,34 @@ async def test_the_end_ends_the_meeting_for_everyone(
         and data["room"]["status"] == "ended" for event, data in buyer.events))
     room = await server.app[STORE].get_room("deal")  # type: ignore[index]
     assert room is not None and room.status.value == "ended"
+
+
+async def test_an_encoder_without_a_page_is_muted_and_removed_too(
+    aiohttp_server: ServerFactory, people: list[Participant]
+) -> None:
+    server = await start(aiohttp_server, owner="valve-co")
+    owner, _ = await arrive(server, people, "valve-co", Role.EXHIBITOR)
+    token = server.app[TOKENS].issue_link(  # type: ignore[index]
+        room="deal", identity="line-camera", name="Line camera", role=Role.EXHIBITOR).token
+    pc = RTCPeerConnection()
+    try:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        async with ClientSession() as http, http.post(
+                str(server.make_url("/whip/deal")), data=pc.localDescription.sdp,
+                headers={"Content-Type": "application/sdp",
+                         "Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 201, await response.text()
+            await pc.setRemoteDescription(RTCSessionDescription(await response.text(), "answer"))
+        sfu_room = server.app[SFU].rooms["deal"]  # type: ignore[index]
+        await eventually(lambda: any(p.identity == "line-camera" for p in sfu_room.publications))
+        state = (await act(owner, "mute", identity="line-camera", kind="audio"))["meeting"]
+        assert state["muted"] == {"line-camera": ["audio"]}
+        assert all(p.stream.held for p in sfu_room.publications
+                   if p.identity == "line-camera" and p.kind == "audio")
+        await act(owner, "remove", identity="line-camera")
+        await eventually(lambda: not any(p.identity == "line-camera"
+                                         for p in sfu_room.publications), seconds=1)
+    finally:
+        await pc.close()
