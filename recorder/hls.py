@@ -21,7 +21,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -29,7 +28,7 @@ from av.container import OutputContainer
 from av.stream import Stream
 
 from recorder.media import EncodedFrame, TrackFormat
-from recorder.segments import opus_packet_duration_ms, template_streams
+from recorder.segments import opus_packet_duration_ms, remux_packet, template_streams
 
 PLAYLIST = "index.m3u8"
 SEGMENT_S = 2
@@ -282,14 +281,7 @@ class LiveHlsWriter:
             duration_ms = self._frame_ms if self._frame_ms > 0 else _DEFAULT_FRAME_MS
         else:
             duration_ms = opus_packet_duration_ms(frame.data) or 20.0
-        rate = fmt.clock_rate
-        packet = av.Packet(frame.data)
-        packet.stream = stream
-        packet.time_base = Fraction(1, rate)
-        packet.pts = packet.dts = round(frame.pts_ms * rate / 1000)
-        packet.duration = max(1, round(duration_ms * rate / 1000))
-        packet.is_keyframe = frame.keyframe
-        period.output.mux(packet)
+        period.output.mux(remux_packet(stream, fmt.clock_rate, frame, duration_ms))
         self.stats.frames_written += 1
 
     # -- segments -----------------------------------------------------------------------

@@ -243,6 +243,19 @@ def template_streams(output: OutputContainer, formats: list[TrackFormat]) -> dic
         scratch.close()
 
 
+def remux_packet(stream: Stream, clock_rate: int, frame: EncodedFrame,
+                 duration_ms: float) -> av.Packet[Stream]:
+    """``frame`` as a packet of ``stream``, timed on the recording's clock (ms -> the track's
+    clock rate); no B-frames, so dts is pts."""
+    packet = av.Packet(frame.data)
+    packet.stream = stream
+    packet.time_base = Fraction(1, clock_rate)
+    packet.pts = packet.dts = round(frame.pts_ms * clock_rate / 1000)
+    packet.duration = max(1, round(duration_ms * clock_rate / 1000))
+    packet.is_keyframe = frame.keyframe
+    return packet
+
+
 class SegmentWriter:
     """Writes one recording's segments and manifest. Not thread-safe: one caller at a time."""
 
@@ -478,14 +491,8 @@ class SegmentWriter:
         stream = seg.streams.get(frame.kind)
         if stream is None:
             return
-        rate = seg.formats[frame.kind].clock_rate
-        packet = av.Packet(frame.data)
-        packet.stream = stream
-        packet.time_base = Fraction(1, rate)
-        packet.pts = packet.dts = round(frame.pts_ms * rate / 1000)
-        packet.duration = max(1, round(duration_ms * rate / 1000))
-        packet.is_keyframe = frame.keyframe
-        seg.output.mux(packet)
+        seg.output.mux(remux_packet(stream, seg.formats[frame.kind].clock_rate, frame,
+                                    duration_ms))
         seg.end_ms[frame.kind] = max(seg.end_ms.get(frame.kind, 0.0), frame.pts_ms + duration_ms)
         self.stats.frames_written += 1
 
