@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, event_from_dict, event_to_dict
+from rooms.invitations import MAX_LISTED_INVITATIONS, Invitation
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.messages import MAX_DIRECT_MESSAGES, DirectMessage, conversation_key, mark_read
 from rooms.model import Participant, Room, RoomKind, RoomStatus, ValidationError
@@ -54,6 +55,8 @@ from rooms.store import (
 SOCKET_TIMEOUT = 2.0
 # MGET batch size for list_rooms: one round trip per batch without building huge replies.
 MGET_BATCH = 500
+# Invitations and the lists naming them are kept this long after the last change (seconds).
+INVITATION_TTL = 30 * 24 * 3600
 
 # SET NX and the index entry together, so a failed create leaves no trace and two concurrent
 # creates of one id cannot both succeed. A re-created id starts with no participants.
@@ -285,6 +288,12 @@ class RedisStore:
 
     def _read_until_key(self, reader: str) -> str:
         return f"{self._prefix}:dm-read:{reader}"
+
+    def _invitation_key(self, invitation_id: str) -> str:
+        return f"{self._prefix}:invitation:{invitation_id}"
+
+    def _invitations_key(self, identity: str) -> str:
+        return f"{self._prefix}:invitations:{identity}"
 
     @staticmethod
     def _member(room_id: str, identity: str) -> str:
@@ -608,6 +617,33 @@ class RedisStore:
 
     async def put_meeting(self, room_id: str, state: MeetingState) -> None:
         await self._redis.set(self._live_key(room_id, "meeting"), _dumps(state.to_dict()))
+
+    async def put_invitation(self, invitation: Invitation) -> None:
+        key = self._invitation_key(invitation.id)
+        value = _dumps(invitation.to_dict())
+        if not await self._redis.set(key, value, ex=INVITATION_TTL, nx=True):
+            await self._redis.set(key, value, ex=INVITATION_TTL, xx=True)
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for identity in invitation.parties():
+                listed = self._invitations_key(identity)
+                pipe.lpush(listed, invitation.id)
+                pipe.ltrim(listed, 0, MAX_LISTED_INVITATIONS - 1)
+                pipe.expire(listed, INVITATION_TTL)
+            await pipe.execute()
+
+    async def get_invitation(self, invitation_id: str) -> Invitation | None:
+        raw = await self._redis.get(self._invitation_key(invitation_id))
+        return None if raw is None else Invitation.from_dict(json.loads(raw))
+
+    async def list_invitations(self, identity: str, limit: int) -> list[Invitation]:
+        ids = cast(list[str], await self._redis.lrange(self._invitations_key(identity),
+                                                       0, limit - 1))
+        if not ids:
+            return []
+        raw = cast(list[str | None], await self._redis.mget(
+            [self._invitation_key(i) for i in ids]))
+        return [Invitation.from_dict(json.loads(r)) for r in raw if r is not None]
 
     async def visit_started(self, room_id: str, visit: Visit) -> None:
         await self._visit(keys=[self._live_key(room_id, "visits")],

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from rooms.access import LinkRecord, StageState
 from rooms.events import RoomEvent, numbered
+from rooms.invitations import MAX_LISTED_INVITATIONS, Invitation
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.messages import (
     MAX_DIRECT_MESSAGES,
@@ -31,6 +32,7 @@ from rooms.moderation import MeetingState
 
 DEFAULT_MAX_EVENTS = 1000
 DEFAULT_MAX_AGE = 3600.0
+MAX_KEPT_INVITATIONS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,16 @@ class Store(Protocol):
 
     async def put_meeting(self, room_id: str, state: MeetingState) -> None: ...
 
+    # Video invitations (rooms.invitations), listed for everyone they concern.
+
+    async def put_invitation(self, invitation: Invitation) -> None:
+        """Store it new or changed; the newest are listed first for each of its parties."""
+
+    async def get_invitation(self, invitation_id: str) -> Invitation | None: ...
+
+    async def list_invitations(self, identity: str, limit: int) -> list[Invitation]:
+        """The last ``limit`` invitations ``identity`` made or got, newest first."""
+
     # One-to-one messages between identities (rooms.messages), kept for both sides.
 
     async def add_direct(self, message: DirectMessage) -> None: ...
@@ -212,6 +224,8 @@ class MemoryStore:
         self._chat_muted: dict[str, set[str]] = {}
         self._visits: dict[str, list[Visit]] = {}
         self._meetings: dict[str, MeetingState] = {}
+        self._invitations: dict[str, Invitation] = {}  # oldest first
+        self._invitations_of: dict[str, deque[str]] = {}  # identity -> ids, newest first
         self._directs: dict[str, list[DirectMessage]] = {}  # by conversation, oldest first
         self._unread: dict[str, dict[str, int]] = {}  # reader -> sender -> count
         self._read_until: dict[tuple[str, str], float] = {}  # (reader, sender) -> time
@@ -418,6 +432,24 @@ class MemoryStore:
 
     async def get_meeting(self, room_id: str) -> MeetingState | None:
         return self._meetings.get(room_id)
+
+    async def put_invitation(self, invitation: Invitation) -> None:
+        new = invitation.id not in self._invitations
+        self._invitations[invitation.id] = invitation
+        if len(self._invitations) > MAX_KEPT_INVITATIONS:  # nobody lists the oldest any more
+            del self._invitations[next(iter(self._invitations))]
+        if new:
+            for identity in invitation.parties():
+                listed = self._invitations_of.setdefault(identity, deque(
+                    maxlen=MAX_LISTED_INVITATIONS))
+                listed.appendleft(invitation.id)
+
+    async def get_invitation(self, invitation_id: str) -> Invitation | None:
+        return self._invitations.get(invitation_id)
+
+    async def list_invitations(self, identity: str, limit: int) -> list[Invitation]:
+        ids = itertools.islice(self._invitations_of.get(identity, ()), limit)
+        return [self._invitations[i] for i in ids if i in self._invitations]
 
     async def put_meeting(self, room_id: str, state: MeetingState) -> None:
         self._meetings[room_id] = state

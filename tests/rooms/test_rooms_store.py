@@ -19,6 +19,8 @@ from rooms.events import (
     event_from_dict,
     event_to_dict,
 )
+from rooms.invitations import answer as invitation_answer
+from rooms.invitations import new_invitation
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
 from rooms.messages import new_message
 from rooms.model import (
@@ -560,3 +562,20 @@ async def test_direct_messages_are_kept_for_both_sides_with_unread_counts(store:
     assert await store.unread_direct("valve-co") == {}
     read = [m.read for m in await store.direct_history("valve-co", "buyer-li", None, 50)]
     assert read == [True, True, True, True, False, False]
+
+
+async def test_invitations_are_listed_for_everyone_they_concern(store: Store) -> None:
+    call = new_invitation(inviter="ana", inviter_name="Ana", inviter_role=Role.BUYER,
+                          to=[{"identity": "bo", "name": "Bo"}], now=10.0)
+    meeting = new_invitation(inviter="bo", inviter_name="Bo", inviter_role=Role.EXHIBITOR,
+                             to=[{"identity": "ana"}, {"identity": "cy"}], now=20.0)
+    await store.put_invitation(call)
+    await store.put_invitation(meeting)
+    declined = invitation_answer(call, "bo", accept=False, now=12.0)
+    await store.put_invitation(declined)  # a change is not listed twice
+    assert [i.id for i in await store.list_invitations("ana", 10)] == [meeting.id, call.id]
+    assert await store.list_invitations("bo", 10) == [meeting, declined]
+    assert await store.list_invitations("cy", 1) == [meeting]
+    assert await store.list_invitations("dee", 10) == []
+    assert await store.get_invitation(call.id) == declined
+    assert await store.get_invitation("nope") is None
