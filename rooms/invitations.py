@@ -69,16 +69,13 @@ class Invitation:
     inviter_role: Role
     invitees: tuple[Invitee, ...]
     created_at: float
+    rings_until: float
     # Where the inviter was (a booth, a livestream): what the invitee's ring names.
     from_room: str = ""
     from_room_name: str = ""
     # A meeting for several (open from the start) rather than a call (opens on the accept).
     meeting: bool = False
     room: str = ""  # the meeting's room, once it is open
-
-    @property
-    def rings_until(self) -> float:
-        return self.created_at + RING_SECONDS
 
     def invitee(self, identity: str) -> Invitee | None:
         return next((i for i in self.invitees if i.identity == identity), None)
@@ -104,6 +101,7 @@ class Invitation:
                    inviter_name=str(data["from_name"]), inviter_role=Role(data["from_role"]),
                    invitees=tuple(Invitee.from_dict(i) for i in data["to"]),
                    created_at=float(data["created_at"]),
+                   rings_until=float(data["rings_until"]),
                    from_room=str(data.get("from_room", "")),
                    from_room_name=str(data.get("from_room_name", "")),
                    meeting=bool(data.get("meeting")), room=str(data.get("room", "")))
@@ -111,7 +109,8 @@ class Invitation:
 
 def new_invitation(*, inviter: str, inviter_name: str, inviter_role: Role, to: object,
                    now: float, from_room: str = "", from_room_name: str = "",
-                   meeting: bool | None = None, room: str = "") -> Invitation:
+                   meeting: bool | None = None, room: str = "",
+                   ring_seconds: float = RING_SECONDS) -> Invitation:
     """Validated: 1 to 12 others, each ``{identity, name?}`` once. One invitee is a call unless
     ``meeting`` says otherwise; several are always a meeting."""
     if not isinstance(to, list) or not 1 <= len(to) <= MAX_INVITEES:
@@ -134,7 +133,8 @@ def new_invitation(*, inviter: str, inviter_name: str, inviter_role: Role, to: o
     several = len(invitees) > 1
     return Invitation(id=new_id(), inviter=inviter, inviter_name=inviter_name,
                       inviter_role=inviter_role, invitees=tuple(invitees.values()),
-                      created_at=now, from_room=from_room, from_room_name=from_room_name,
+                      created_at=now, rings_until=now + ring_seconds, from_room=from_room,
+                      from_room_name=from_room_name,
                       meeting=several or bool(meeting) or bool(room), room=room)
 
 

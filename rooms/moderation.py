@@ -38,6 +38,10 @@ class Action(enum.StrEnum):
     GIVE_FLOOR = "give-floor"  # {identity?, seconds?}: the next raised hand when no identity
     END_FLOOR = "end-floor"  # {}
     END = "end"  # {}: the meeting ends for everyone
+    # {identities}: asked in by a moderator (an invitation), they walk past the lobby and the
+    # lock; someone removed is not asked back this way.
+    INVITE = "invite"
+    GUEST_LINK = "guest-link"  # {}: a link for someone outside the platform (they wait)
 
 
 class Actor(enum.StrEnum):
@@ -66,6 +70,8 @@ PERMISSIONS: Mapping[Action, frozenset[Actor]] = {
     Action.GIVE_FLOOR: MODERATORS,
     Action.END_FLOOR: MODERATORS,
     Action.END: MODERATORS,
+    Action.INVITE: MODERATORS,
+    Action.GUEST_LINK: MODERATORS,
 }
 
 
@@ -345,6 +351,15 @@ def decide(state: MeetingState, action: Action, data: Mapping[str, Any], *, iden
     elif action == Action.END:
         state = dataclasses.replace(state, ended=True, floor=None, hands=(), lobby_queue=())
         effects.extend(Expel(who, "ended") for who in sorted(present))
+    elif action == Action.INVITE:
+        invited = data.get("identities")
+        if not isinstance(invited, list | tuple | frozenset) or not invited:
+            raise ModerationError("invalid_field", "identities: whom to ask in")
+        targets = {_identity(who) for who in invited}
+        removed = sorted(targets & state.removed)
+        if removed:
+            raise ModerationError("removed", f"{removed[0]!r} was removed from this meeting")
+        state = dataclasses.replace(state, admitted=state.admitted | targets)
     return state, effects
 
 

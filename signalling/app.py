@@ -17,9 +17,11 @@ from signalling import api, live_hls, pages, recordings, whip
 from signalling.auth import TokenIssuer
 from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, Handler, error_middleware
+from signalling.invitations import Invitations
 from signalling.keys import (
     CREDENTIALS,
     GUEST_LIMITER,
+    INVITATIONS,
     LIVE,
     LOOP_MONITOR,
     MEDIA,
@@ -115,8 +117,9 @@ def create_app(settings: Settings) -> web.Application:
     Stage(realtime, store, media.stop_publishing)
     ProgramSwitch(realtime, store, sfu)
     app[LIVE] = Live(realtime, store, metrics)
-    app[MODERATION] = Moderation(realtime, store, sfu, media)
+    app[MODERATION] = Moderation(realtime, store, sfu, media, tokens)
     DirectMessages(realtime, store)
+    app[INVITATIONS] = Invitations(realtime, store, tokens, app[MODERATION])
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media
@@ -138,6 +141,7 @@ def create_app(settings: Settings) -> web.Application:
 async def _moderation_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[MODERATION].start()
     yield
+    await app[INVITATIONS].close()
     await app[MODERATION].close()
 
 

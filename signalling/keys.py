@@ -16,6 +16,7 @@ from signalling.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from sfu.sessions import Sfu
+    from signalling.invitations import Invitations
     from signalling.live import Live
     from signalling.live_hls import LiveHls
     from signalling.media import MediaSignalling
@@ -39,3 +40,4 @@ LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
 LIVE_HLS: web.AppKey[LiveHls] = web.AppKey("live_hls")
 MODERATION: web.AppKey[Moderation] = web.AppKey("moderation")
+INVITATIONS: web.AppKey[Invitations] = web.AppKey("invitations")

@@ -49,8 +49,10 @@ async def open_private_meeting(
     store: Store, issuer: TokenIssuer, *, name: str, owner: Attendee,
     others: Iterable[Attendee], now: float, ttl: int = MEETING_LINK_TTL,
     scheduled_start: float | None = None, scheduled_end: float | None = None,
+    expected: Iterable[str] = (),
 ) -> OpenedMeeting:
-    """Create the meeting room and a link for each attendee, all admitted past the lobby."""
+    """Create the meeting room and a link for each attendee, all admitted past the lobby, as
+    are the ``expected`` (invited, their links to come when they accept)."""
     attendees = {owner.identity: owner}
     for attendee in others:
         attendees.setdefault(attendee.identity, attendee)
@@ -60,7 +62,7 @@ async def open_private_meeting(
     await store.create_room(room)
     state = initial_state(lobby=True)
     await store.put_meeting(room.id, dataclasses.replace(
-        state, admitted=frozenset(attendees)))
+        state, admitted=frozenset(attendees) | frozenset(expected)))
     ttl = min(ttl, issuer.max_ttl)
     links = {identity: await issue_meeting_link(store, issuer, room, attendee, ttl, now)
              for identity, attendee in attendees.items()}

@@ -30,11 +30,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from typing import Any
 
-from rooms import Grant, Room, RoomKind, RoomStatus, Store
+from rooms import Grant, Room, RoomKind, RoomStatus, Store, ValidationError
 from rooms.events import MeetingChanged
+from rooms.model import MAX_NAME_CHARS, Role
 from rooms.moderation import (
     Action,
     Actor,
@@ -54,14 +56,18 @@ from rooms.moderation import (
     tick,
 )
 from sfu.sessions import Publication, Sfu
-from signalling.auth import ForbiddenError
+from signalling.auth import ForbiddenError, TokenIssuer
 from signalling.errors import ApiError
 from signalling.media import MediaSignalling
+from signalling.meeting_rooms import Attendee, issue_meeting_link, room_url
 from signalling.realtime import Connection, Realtime
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.25
+# A guest link lasts the day by default, a week at most: it is for one negotiation.
+GUEST_LINK_TTL = 24 * 3600
+MAX_GUEST_TTL = 7 * 24 * 3600
 _STATUS = {"forbidden": 403, "removed": 403, "meeting_locked": 403, "meeting_ended": 409,
            "not_waiting": 409, "not_muted": 409, "no_hands": 409, "not_found": 404,
            "invalid_field": 400}
@@ -73,9 +79,10 @@ def _api_error(exc: ModerationError) -> ApiError:
 
 class Moderation:
     def __init__(self, realtime: Realtime, store: Store, sfu: Sfu,
-                 media: MediaSignalling) -> None:
+                 media: MediaSignalling, tokens: TokenIssuer) -> None:
         self.realtime = realtime
         self.store = store
+        self.tokens = tokens
         self.sfu = sfu
         self.media = media
         self._locks: dict[str, asyncio.Lock] = {}
@@ -199,6 +206,16 @@ class Moderation:
             action = Action(data["action"])
         except ValueError:
             raise ApiError(400, f"unknown action {data['action']!r}", "invalid_field") from None
+        if action == Action.INVITE:
+            raise ApiError(400, "ask people in with the invite event: it rings them",
+                           "invalid_field")
+        if action == Action.GUEST_LINK:
+            return await self._guest_link(connection, data)
+        return {"meeting": (await self.act(connection, action, data)).to_dict()}
+
+    async def act(self, connection: Connection, action: Action, data: dict[str, Any]
+                  ) -> MeetingState:
+        """``connection`` takes ``action`` in the meeting it joined, as the table allows."""
         room = await self._meeting(connection.claims.room)
         now = time.time()
         async with self._lock(room.id):
@@ -214,7 +231,31 @@ class Moderation:
         if action == Action.END:
             await self._end(room, now)
         log.info("meeting %s: %s by %s", room.id, action.value, connection.claims.identity)
-        return {"meeting": after.to_dict()}
+        return after
+
+    async def _guest_link(self, connection: Connection, data: dict[str, Any]
+                          ) -> dict[str, Any]:
+        """A link for someone outside the platform: a named seat in this meeting only, until
+        it expires; its holder waits in the lobby like any newcomer."""
+        unknown = set(data) - {"action", "name", "ttl"}
+        if unknown:
+            raise ValidationError(sorted(unknown)[0], "unknown field")
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+            raise ValidationError("name", f"the guest's name: 1 to {MAX_NAME_CHARS} characters")
+        ttl = data.get("ttl", GUEST_LINK_TTL)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= MAX_GUEST_TTL:
+            raise ValidationError("ttl", f"whole seconds from 60 to {MAX_GUEST_TTL}")
+        state = await self.act(connection, Action.GUEST_LINK, data)
+        room = await self._meeting(connection.claims.room)
+        guest = Attendee(f"guest-{secrets.token_hex(6)}", name.strip(), Role.BUYER,
+                         connection.claims.language)
+        issued = await issue_meeting_link(self.store, self.tokens, room, guest,
+                                          min(ttl, self.tokens.max_ttl), time.time())
+        return {"meeting": state.to_dict(),
+                "link": {"url": room_url(room.id, issued.token), "token_id": issued.token_id,
+                         "identity": guest.identity, "name": guest.name,
+                         "expires_at": issued.expires_at}}
 
     async def _carry_out(self, room: Room, effects: list[Effect]) -> None:
         for effect in effects:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -43,6 +44,8 @@ VALID: dict[Action, dict[str, Any]] = {
     Action.GIVE_FLOOR: {},
     Action.END_FLOOR: {},
     Action.END: {},
+    Action.INVITE: {"identities": ["newcomer-2"]},
+    Action.GUEST_LINK: {},
 }
 
 
@@ -225,3 +228,20 @@ def test_leaving_takes_ones_hand_and_floor_along_and_state_round_trips() -> None
     gone = left(left(state, "target"), "buyer-1")
     assert gone.hands == () and gone.floor is None and not gone.unmute_requests
     assert gone.is_muted("target", "audio")  # a mute outlives a reconnect
+
+
+def test_whom_a_moderator_invites_walks_past_the_lobby_and_the_lock() -> None:
+    state = dataclasses.replace(initial_state(lobby=True), locked=True,
+                                removed=frozenset({"gone"}))
+    state, effects = decide(state, Action.INVITE, {"identities": ["bo", "cy"]},
+                            identity="owner-1", actor=Actor.OWNER, present=PRESENT, now=1.0)
+    assert not effects
+    for who in ("bo", "cy"):
+        assert enter(state, identity=who, name=who, actor=Actor.PARTICIPANT, now=2.0)[1] == (
+            Entry.ENTER)
+    for data, code in (({"identities": ["gone"]}, "removed"), ({"identities": []}, "invalid_field"),
+                       ({}, "invalid_field")):
+        with pytest.raises(ModerationError) as refused:
+            decide(state, Action.INVITE, data, identity="owner-1", actor=Actor.OWNER,
+                   present=PRESENT, now=3.0)
+        assert refused.value.code == code
