@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from rooms import Room, RoomKind, Store
+from rooms import Room, RoomKind, RoomStatus, Store
 from rooms.access import LinkRecord
 from rooms.model import Role, Visibility, new_room_id
 from rooms.moderation import initial_state
@@ -56,8 +56,10 @@ async def open_private_meeting(
     attendees = {owner.identity: owner}
     for attendee in others:
         attendees.setdefault(attendee.identity, attendee)
+    # Opened when its people are about to come in: it is on from the start.
     room = Room(id=new_room_id(), name=name, kind=RoomKind.MEETING, owner=owner.identity,
                 visibility=Visibility.PRIVATE, lobby=True, created_at=now,
+                status=RoomStatus.LIVE, started_at=now,
                 scheduled_start=scheduled_start, scheduled_end=scheduled_end)
     await store.create_room(room)
     state = initial_state(lobby=True)

@@ -89,7 +89,8 @@
  *   fairwire.participantControls: functions person -> an element beside that participant, or
  *     null (meeting.js: a moderator's mute and remove; messages.js: "Message");
  *   "fairwire:dm" {message} and "fairwire:dm-unread" {unread}: one-to-one messages
- *     (docs/socketio.md), for messages.js;
+ *     (docs/socketio.md), for messages.js; "fairwire:invitation" {invitation} and
+ *     "fairwire:meeting-ready" {reason, id, room, url}: video calls, for calls.js;
  *   fairwire.request(event, data) -> Promise of the ack; rejects with an Error that has
  *     {code, message, data (the server's whole error object, e.g. with retry_after)}.
  *   fairwire.credential: the Bearer for REST calls. fairwire.hooks (set by other scripts):
@@ -432,7 +433,10 @@
     const room = fairwire.room;
     const self = fairwire.self;
     if (!room || !self || fairwire.guest) return false;
-    return hasGrant("moderate") || (self.role === "exhibitor" && !!room.owner && room.owner === self.identity);
+    // A meeting's owner moderates it whatever their role (a buyer who started it); a live's
+    // owner is its exhibitor.
+    const owns = !!room.owner && room.owner === self.identity;
+    return hasGrant("moderate") || (owns && (self.role === "exhibitor" || room.kind === "meeting"));
   }
   fairwire.hasGrant = hasGrant;
   fairwire.participantControls = fairwire.participantControls || [];
@@ -2217,8 +2221,10 @@
     socket.on("replaced", (data) => {
       fail({ code: "replaced", message: (data && data.reason) || "" });
     });
-    socket.on("dm", (data) => announce("dm", data));
-    socket.on("dm-unread", (data) => announce("dm-unread", data));
+    // Events of one's identity, in any room: for messages.js and calls.js.
+    for (const name of ["dm", "dm-unread", "invitation", "meeting-ready"]) {
+      socket.on(name, (data) => announce(name, data));
+    }
     socket.on("meeting-admitted", () => {
       if (fairwire.state === "lobby") join();
     });

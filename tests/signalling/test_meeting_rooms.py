@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from rooms import MemoryStore, RoomKind
+from rooms import MemoryStore, RoomKind, RoomStatus
 from rooms.model import Role, Visibility
 from rooms.moderation import Actor, Entry, enter
 from signalling.auth import TokenIssuer
@@ -22,6 +22,7 @@ def test_opened_meeting_is_private_and_each_attendee_holds_a_link() -> None:
     room = opened.room
     assert room.kind == RoomKind.MEETING and room.visibility == Visibility.PRIVATE
     assert room.owner == "ana" and room.lobby
+    assert room.status == RoomStatus.LIVE and room.started_at == NOW
     ana = issuer.verify(opened.links["ana"].token, now=NOW)
     bo = issuer.verify(opened.links["bo"].token, now=NOW)
     assert (ana.room, ana.role, ana.language) == (room.id, Role.BUYER, "zh")
