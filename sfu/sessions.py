@@ -53,6 +53,10 @@ def ntp_now() -> int:
     return (int(now) << 32) | int((now % 1) * (1 << 32))
 
 
+# The sources a shared screen publishes, and the suffix of its MediaStream id (RFC 8830 msid).
+SCREEN_SOURCES = frozenset({"screen", "screen-audio"})
+SCREEN_STREAM_SUFFIX = "~screen"
+
 class SdpError(ValueError):
     """The remote description cannot be used (malformed, or nothing we can receive)."""
 
@@ -223,7 +227,11 @@ class Publication:
 
     @property
     def stream_id(self) -> str:
-        """Each participant's tracks arrive in one MediaStream named after them."""
+        """Each participant's camera and microphone arrive in one MediaStream named after them;
+        a shared screen (and its sound) in another, ``{identity}~screen``, so that a page shows
+        it beside the camera rather than instead of it ("~" is in no identity)."""
+        if self.source in SCREEN_SOURCES:
+            return self.identity + SCREEN_STREAM_SUFFIX
         return self.identity
 
     def add_downtrack(self, downtrack: DownTrack) -> None:

@@ -67,8 +67,9 @@
  *   publish:   getUserMedia -> sendonly transceivers -> offer (ICE gathered, max 2 s)
  *              -> emit "publish" {type:"offer", sdp, sources} -> ack {type:"answer", sdp}
  *              "unpublish" stops it. While publishing, one's own camera is a tile on the stage.
- *   screen:    in a livestream, "Share screen" adds the screen to the publishing connection
- *              ("publish-update" with sources [..., "screen"]): one more program source;
+ *   screen:    "Share screen" adds the screen to the publishing connection ("publish-update"
+ *              with sources [..., "screen"]): in a livestream one more program source, in a
+ *              meeting a tile of its own ("{name}'s screen", stream "{identity}~screen");
  *              stopping it (here or in the browser's bar) sends it inactive.
  *   subscribe: emit "subscribe" {} -> ack {type:"offer", sdp} -> answer (ICE gathered, max 2 s)
  *              -> emit "subscribe-answer" {type:"answer", sdp}; server-sent "subscriber-offer"
@@ -115,6 +116,7 @@
   const GATHER_TIMEOUT_MS = 2000;
   const SYNC_RETRY_MS = 2000;
   const VIEWER_PAGE_SIZE = 50;
+  const SCREEN_SUFFIX = "~screen"; // the MediaStream id of a shared screen: its sharer's + this
   // A session credential with less left than this is not offered any more: the link token is.
   const CREDENTIAL_MARGIN_MS = 10000;
   // A stored guest token with less left than this is not reused: the page asks for a new one.
@@ -1395,7 +1397,7 @@
     $("close-preview").hidden = live || !previewing;
     $("close-preview").textContent = t("room.previewClose");
     const share = $("share-screen");
-    share.hidden = !live || !isLivestream() || !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+    share.hidden = !live || !(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
     share.disabled = screenBusy;
     share.textContent = screenTrack ? t("room.screenStop") : t("room.screenShare");
     share.setAttribute("aria-pressed", String(!!screenTrack));
@@ -1496,13 +1498,17 @@
     const entry = tiles.get(identity);
     if (!entry) return;
     // A stream that follows a program shows whoever is on air, and nothing while nobody is.
-    const owner = fairwire.hooks.streamOwner ? fairwire.hooks.streamOwner(identity) : identity;
+    // A shared screen is a stream of its own beside its sharer's camera (sfu: "{identity}~screen").
+    const screen = identity.endsWith(SCREEN_SUFFIX);
+    const sharer = screen ? identity.slice(0, -SCREEN_SUFFIX.length) : identity;
+    const owner = fairwire.hooks.streamOwner ? fairwire.hooks.streamOwner(sharer) : sharer;
     entry.tile.hidden = owner === null;
-    entry.tile.dataset.identity = owner || identity;
-    const p = participant(owner || identity);
-    const name = p ? p.name : identity;
-    entry.label.textContent = name;
-    paintTile(entry, name, trackState(p));
+    entry.tile.dataset.identity = screen ? identity : owner || identity;
+    entry.tile.classList.toggle("tile-screen", screen);
+    const p = participant(owner || sharer);
+    const name = p ? p.name : sharer;
+    entry.label.textContent = screen ? t("room.screenOf", { name }) : name;
+    paintTile(entry, name, screen ? { publishing: true, hasVideo: true } : trackState(p));
   }
 
   function renderSelfTile() {
@@ -2239,7 +2245,10 @@
     socket.on("track-unpublished", (data) => {
       if (!data || !data.identity) return;
       // Give the renegotiation a moment to remove the track from the stream.
-      window.setTimeout(() => checkTile(data.identity), 1500);
+      window.setTimeout(() => {
+        checkTile(data.identity);
+        checkTile(data.identity + SCREEN_SUFFIX);
+      }, 1500);
     });
   }
 

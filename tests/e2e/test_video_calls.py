@@ -1,6 +1,7 @@
 """Video calls in Chromium (issue #10): a buyer watching a booth calls its exhibitor, whose
 page rings; a declined call is told to the caller and listed for both; an accepted one takes
-both pages into a private meeting where each decodes the other's video; a host joins, and the
+both pages into a private meeting where each decodes the other's video and a shared screen
+shows beside the sharer's camera; a host joins, and the
 guest the buyer's link lets in waits in the lobby until the host admits them. Screenshots go to
 ``$FAIRWIRE_LIVE_SCREENSHOTS`` (default ``/tmp/c9/shots``)."""
 
@@ -96,6 +97,17 @@ async def test_a_call_rings_is_declined_then_accepted_into_a_meeting_with_a_gues
     await decodes_video(buyer)
     await decodes_video(exhibitor)
     await shot(buyer, "call-meeting")
+
+    # The buyer shares a price list: a tile of its own beside the camera, for the exhibitor.
+    await buyer.get_by_role("button", name="Share screen").click()
+    screen = exhibitor.locator(".tile-screen[data-identity='buyer-ana~screen']")
+    await expect(screen).to_contain_text("Ana Silva’s screen", timeout=15_000)
+    await exhibitor.wait_for_function(
+        "() => document.querySelector('.tile-screen video')?.videoWidth > 0", timeout=15_000)
+    await expect(exhibitor.locator(".tile[data-identity='buyer-ana']")).to_be_visible()
+    await shot(exhibitor, "call-meeting-screen")
+    await buyer.get_by_role("button", name="Stop sharing screen").click()
+    await expect(screen).to_have_count(0, timeout=10_000)
 
     # A host joins; the buyer (the meeting's owner) makes a guest link; the guest waits in the
     # lobby until the host admits them.
