@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rooms.model import Role, ValidationError, check_identity, check_line
+from rooms.model import MAX_NAME_CHARS, Role, ValidationError, check_identity, check_line
 
 MAX_TITLE_CHARS = 200
 MIN_DURATION = 5 * 60
@@ -219,7 +219,7 @@ def propose(appointment_id: str, organizer: Party, counterpart: object,
     if other == organizer.identity:
         raise ValidationError("with", "book a meeting with someone else")
     name = other if counterpart_name is None else check_line("with_name", counterpart_name,
-                                                              MAX_TITLE_CHARS)
+                                                              MAX_NAME_CHARS)
     first, last = check_slot(start, end, now)
     return Appointment(
         id=appointment_id, organizer=organizer, counterpart=Party(other, name),
