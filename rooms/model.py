@@ -142,6 +142,11 @@ def _text(field_name: str, value: object, limit: int, *, required: bool = True) 
     return text
 
 
+def check_line(field_name: str, value: object, limit: int) -> str:
+    """A required one-line text (a name, a title): trimmed, without control characters."""
+    return _text(field_name, value, limit)
+
+
 def check_identity(value: object) -> str:
     if not isinstance(value, str) or not IDENTITY_RE.match(value):
         raise ValidationError(

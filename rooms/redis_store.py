@@ -18,7 +18,11 @@ Layout under ``prefix`` (default ``fairwire``):
   ``…:voted:{identity}`` — who votes for a question, and what an identity votes for;
 - ``{prefix}:room:{id}:chat`` — list of the last messages (JSON, newest first),
   ``…:chat-count`` — how many were sent, ``…:chat-muted`` — set of muted identities;
-- ``{prefix}:room:{id}:visits`` — hash identity -> JSON list of its visits.
+- ``{prefix}:room:{id}:visits`` — hash identity -> JSON list of its visits;
+- ``{prefix}:appointment:{id}`` — an appointment as JSON, kept until
+  :data:`APPOINTMENT_RETENTION` after its end; ``{prefix}:agenda:{identity}`` — sorted set of
+  the ids of an identity's appointments (either side) by start, and
+  ``{prefix}:appointments-due`` — those accepted whose meeting is not open yet, by start.
 
 Every write that must check something first is one Lua script, so that Redis runs the check and
 the write without another client in between. The scripts build the node-set keys from the prefix
@@ -37,6 +41,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from rooms.access import LinkRecord, StageState
+from rooms.appointments import MAX_DURATION, Appointment, in_window
 from rooms.events import RoomEvent, event_from_dict, event_to_dict
 from rooms.invitations import MAX_LISTED_INVITATIONS, Invitation
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
@@ -46,9 +51,11 @@ from rooms.moderation import MeetingState
 from rooms.store import (
     DEFAULT_MAX_AGE,
     DEFAULT_MAX_EVENTS,
+    AppointmentWrite,
     EventRange,
     RoomExistsError,
     RoomNotFoundError,
+    WriteOutcome,
 )
 
 # Short enough for /readyz to answer promptly when Redis is gone; every command here is small.
@@ -57,6 +64,8 @@ SOCKET_TIMEOUT = 2.0
 MGET_BATCH = 500
 # Invitations and the lists naming them are kept this long after the last change (seconds).
 INVITATION_TTL = 30 * 24 * 3600
+# An appointment is kept this long after its end (its parties' agendas show recent ones).
+APPOINTMENT_RETENTION = 90 * 24 * 3600
 
 # SET NX and the index entry together, so a failed create leaves no trace and two concurrent
 # creates of one id cannot both succeed. A re-created id starts with no participants.
@@ -209,6 +218,43 @@ return 1
 """
 
 
+# Write an appointment over the version it was made from and, when exclusive, only if no
+# accepted appointment of either party overlaps its slot: one step, so of two acceptances at
+# once one wins and the other sees the overlap. Candidates are the parties' appointments that
+# start less than the longest slot before its end.
+_WRITE_APPOINTMENT = """
+local stored = redis.call('GET', KEYS[1])
+local version = stored and tostring(cjson.decode(stored).version) or ''
+if version ~= ARGV[2] then return {'changed'} end
+if ARGV[3] == '1' then
+  local start = tonumber(ARGV[4])
+  local low = '(' .. (start - tonumber(ARGV[8]))
+  for i = 2, 3 do
+    for _, other in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], low, '(' .. ARGV[5])) do
+      if other ~= ARGV[6] then
+        local raw = redis.call('GET', ARGV[7] .. ':appointment:' .. other)
+        if raw then
+          local found = cjson.decode(raw)
+          if found.status == 'accepted' and tonumber(found['end']) > start then
+            return {'overlap', raw}
+          end
+        end
+      end
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[10])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[6])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
+if ARGV[9] == '1' then
+  redis.call('ZADD', KEYS[4], ARGV[4], ARGV[6])
+else
+  redis.call('ZREM', KEYS[4], ARGV[6])
+end
+return {'written'}
+"""
+
+
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
@@ -239,6 +285,7 @@ class RedisStore:
         self._toggle_vote = self._redis.register_script(_TOGGLE_VOTE)
         self._add_chat = self._redis.register_script(_ADD_CHAT)
         self._visit = self._redis.register_script(_VISIT)
+        self._write_appointment = self._redis.register_script(_WRITE_APPOINTMENT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "fairwire", max_events: int = DEFAULT_MAX_EVENTS,
@@ -294,6 +341,14 @@ class RedisStore:
 
     def _invitations_key(self, identity: str) -> str:
         return f"{self._prefix}:invitations:{identity}"
+    def _appointment_key(self, appointment_id: str) -> str:
+        return f"{self._prefix}:appointment:{appointment_id}"
+
+    def _agenda_key(self, identity: str) -> str:
+        return f"{self._prefix}:agenda:{identity}"
+
+    def _due_key(self) -> str:
+        return f"{self._prefix}:appointments-due"
 
     @staticmethod
     def _member(room_id: str, identity: str) -> str:
@@ -655,3 +710,57 @@ class RedisStore:
     async def visits(self, room_id: str) -> list[Visit]:
         values = cast(list[str], await self._redis.hvals(self._live_key(room_id, "visits")))
         return [Visit.from_dict(item) for raw in values for item in json.loads(raw)]
+
+    async def write_appointment(self, appointment: Appointment, previous: Appointment | None,
+                                *, exclusive: bool) -> AppointmentWrite:
+        reply = cast(list[str], await self._write_appointment(
+            keys=[self._appointment_key(appointment.id),
+                  self._agenda_key(appointment.organizer.identity),
+                  self._agenda_key(appointment.counterpart.identity), self._due_key()],
+            args=[_dumps(appointment.to_dict()),
+                  "" if previous is None else str(previous.version),
+                  "1" if exclusive else "0", appointment.start, appointment.end,
+                  appointment.id, self._prefix, MAX_DURATION,
+                  "1" if appointment.awaits_opening else "0",
+                  appointment.end + APPOINTMENT_RETENTION]))
+        outcome = WriteOutcome(reply[0])
+        found = Appointment.from_dict(json.loads(reply[1])) if len(reply) > 1 else None
+        return AppointmentWrite(outcome, found)
+
+    async def get_appointment(self, appointment_id: str) -> Appointment | None:
+        raw = await self._redis.get(self._appointment_key(appointment_id))
+        return None if raw is None else Appointment.from_dict(json.loads(raw))
+
+    async def _appointments(self, index: str, low: str, high: str) -> list[Appointment]:
+        """The appointments an index lists with a start in (low, high), forgetting those
+        gone (past their retention)."""
+        ids = cast(list[str], await self._redis.zrangebyscore(index, low, high))
+        found: list[Appointment] = []
+        gone: list[str] = []
+        for start in range(0, len(ids), MGET_BATCH):
+            batch = ids[start : start + MGET_BATCH]
+            values = cast(list[str | None], await self._redis.mget(
+                [self._appointment_key(i) for i in batch]))
+            for appointment_id, raw in zip(batch, values, strict=True):
+                if raw is None:
+                    gone.append(appointment_id)
+                else:
+                    found.append(Appointment.from_dict(json.loads(raw)))
+        if gone:
+            await self._redis.zrem(index, *gone)
+        return sorted(found, key=lambda a: (a.start, a.id))
+
+    async def list_appointments(self, identity: str, low: float | None, high: float | None
+                                ) -> list[Appointment]:
+        found = await self._appointments(
+            self._agenda_key(identity),
+            "-inf" if low is None else f"({low - MAX_DURATION}",
+            "+inf" if high is None else f"({high}")
+        return [a for a in found if in_window(a, low, high)]
+
+    async def due_appointments(self, now: float, until: float) -> list[Appointment]:
+        # Whatever started a longest slot ago has ended: it will never open (a missed one).
+        await self._redis.zremrangebyscore(self._due_key(), "-inf", now - MAX_DURATION)
+        found = await self._appointments(self._due_key(), f"({now - MAX_DURATION}",
+                                         f"({until}")
+        return [a for a in found if a.awaits_opening and a.end > now]

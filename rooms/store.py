@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import itertools
 from collections import deque
 from collections.abc import Collection, Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rooms.access import LinkRecord, StageState
+from rooms.appointments import Appointment, conflict, in_window
 from rooms.events import RoomEvent, numbered
 from rooms.invitations import MAX_LISTED_INVITATIONS, Invitation
 from rooms.live import CHAT_HISTORY, ChatMessage, Question, Visit
@@ -42,6 +44,18 @@ class EventRange:
     events: tuple[RoomEvent, ...]
     last_seq: int  # the room's newest sequence number
     complete: bool  # False: events right after the asked number were trimmed away
+
+
+class WriteOutcome(enum.Enum):
+    WRITTEN = "written"
+    CHANGED = "changed"  # not over the version it was made from: read again and redo
+    OVERLAP = "overlap"  # an accepted appointment of either side is in the way
+
+
+@dataclass(frozen=True, slots=True)
+class AppointmentWrite:
+    outcome: WriteOutcome
+    conflict: Appointment | None = None  # OVERLAP: the accepted appointment in the way
 
 
 class RoomExistsError(Exception):
@@ -202,6 +216,25 @@ class Store(Protocol):
     async def mark_direct_read(self, reader: str, sender: str, now: float) -> None:
         """``reader`` read everything ``sender`` sent them until ``now``."""
 
+    # Appointments between identities (rooms.appointments).
+
+    async def write_appointment(self, appointment: Appointment, previous: Appointment | None,
+                                *, exclusive: bool) -> AppointmentWrite:
+        """Store ``appointment`` if what is stored is still ``previous`` (None: nothing, a new
+        one) and, when ``exclusive``, no accepted appointment of either party overlaps it;
+        the check and the write are one step."""
+
+    async def get_appointment(self, appointment_id: str) -> Appointment | None: ...
+
+    async def list_appointments(self, identity: str, low: float | None, high: float | None
+                                ) -> list[Appointment]:
+        """``identity``'s appointments (either side, any status) whose slot meets
+        ``[low, high)``, by start."""
+
+    async def due_appointments(self, now: float, until: float) -> list[Appointment]:
+        """Accepted appointments whose meeting is not open yet, that start before ``until``
+        and have not ended at ``now``, by start."""
+
 
 class MemoryStore:
     """The embedded default: one node, state in this process."""
@@ -229,6 +262,8 @@ class MemoryStore:
         self._directs: dict[str, list[DirectMessage]] = {}  # by conversation, oldest first
         self._unread: dict[str, dict[str, int]] = {}  # reader -> sender -> count
         self._read_until: dict[tuple[str, str], float] = {}  # (reader, sender) -> time
+        self._appointments: dict[str, Appointment] = {}
+        self._agendas: dict[str, set[str]] = {}  # identity -> appointment ids
         # Set and replaced on every append: wakes whoever waits in wait_events.
         self._appended = asyncio.Event()
 
@@ -429,6 +464,37 @@ class MemoryStore:
     async def mark_direct_read(self, reader: str, sender: str, now: float) -> None:
         self._unread.get(reader, {}).pop(sender, None)
         self._read_until[(reader, sender)] = now
+
+    async def write_appointment(self, appointment: Appointment, previous: Appointment | None,
+                                *, exclusive: bool) -> AppointmentWrite:
+        stored = self._appointments.get(appointment.id)
+        if (stored.version if stored else None) != (previous.version if previous else None):
+            return AppointmentWrite(WriteOutcome.CHANGED)
+        if exclusive:
+            others = (self._appointments[i] for party in (appointment.organizer.identity,
+                                                          appointment.counterpart.identity)
+                      for i in self._agendas.get(party, ()))
+            found = conflict(appointment, others)
+            if found is not None:
+                return AppointmentWrite(WriteOutcome.OVERLAP, found)
+        self._appointments[appointment.id] = appointment
+        for party in (appointment.organizer.identity, appointment.counterpart.identity):
+            self._agendas.setdefault(party, set()).add(appointment.id)
+        return AppointmentWrite(WriteOutcome.WRITTEN)
+
+    async def get_appointment(self, appointment_id: str) -> Appointment | None:
+        return self._appointments.get(appointment_id)
+
+    async def list_appointments(self, identity: str, low: float | None, high: float | None
+                                ) -> list[Appointment]:
+        found = (self._appointments[i] for i in self._agendas.get(identity, ()))
+        return sorted((a for a in found if in_window(a, low, high)),
+                      key=lambda a: (a.start, a.id))
+
+    async def due_appointments(self, now: float, until: float) -> list[Appointment]:
+        return sorted((a for a in self._appointments.values()
+                       if a.awaits_opening and a.start < until and a.end > now),
+                      key=lambda a: (a.start, a.id))
 
     async def get_meeting(self, room_id: str) -> MeetingState | None:
         return self._meetings.get(room_id)

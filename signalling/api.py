@@ -166,7 +166,7 @@ _START_LIVE_LIMITERS: weakref.WeakKeyDictionary[web.Application, RateLimiter] = 
     weakref.WeakKeyDictionary())
 
 
-def _unix_query(request: web.Request, name: str) -> float | None:
+def unix_query(request: web.Request, name: str) -> float | None:
     """A schedule bound of the query: UNIX seconds (an integer or a decimal), or absent."""
     raw = request.query.get(name)
     if raw is None or raw == "":
@@ -216,7 +216,7 @@ async def list_rooms(request: web.Request) -> web.Response:
         raise ValidationError(sorted(unknown)[0], "unknown query parameter")
     caller = await caller_of(request)
     visibility = _enum_query(request, "visibility", Visibility)
-    low, high = _unix_query(request, "from"), _unix_query(request, "to")
+    low, high = unix_query(request, "from"), unix_query(request, "to")
     if low is not None and high is not None and high <= low:
         raise ValidationError("to", "must be after from")
     rooms = await request.app[STORE].list_rooms(

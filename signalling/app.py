@@ -14,11 +14,15 @@ from config import Settings
 from rooms import MemoryStore, Store
 from sfu.sessions import MediaSettings, Sfu
 from signalling import api, live_hls, pages, recordings, whip
+from signalling.appointments import Appointments, AppointmentScheduler
+from signalling.appointments import routes as appointment_routes
 from signalling.auth import TokenIssuer
 from signalling.credentials import SessionCredentials
 from signalling.errors import ApiError, Handler, error_middleware
 from signalling.invitations import Invitations
 from signalling.keys import (
+    APPOINTMENT_SCHEDULER,
+    APPOINTMENTS,
     CREDENTIALS,
     GUEST_LIMITER,
     INVITATIONS,
@@ -120,18 +124,22 @@ def create_app(settings: Settings) -> web.Application:
     app[MODERATION] = Moderation(realtime, store, sfu, media, tokens)
     DirectMessages(realtime, store)
     app[INVITATIONS] = Invitations(realtime, store, tokens, app[MODERATION])
+    appointments = app[APPOINTMENTS] = Appointments(store, realtime)
+    app[APPOINTMENT_SCHEDULER] = AppointmentScheduler(store, tokens, appointments)
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media
 
     app.add_routes(api.routes)
     app.add_routes(live_routes)
+    app.add_routes(appointment_routes)
     app.add_routes(pages.routes)
     pages.add_static(app)
     whip.setup(app)
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_loop_monitor_lifecycle)
     app.cleanup_ctx.append(_moderation_lifecycle)
+    app.cleanup_ctx.append(_appointments_lifecycle)
     # After the store's: recordings finish (and finalise) before the store and SFU close.
     recordings.setup(app, sfu)
     live_hls.setup(app, sfu)
@@ -143,6 +151,12 @@ async def _moderation_lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[INVITATIONS].close()
     await app[MODERATION].close()
+
+
+async def _appointments_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[APPOINTMENT_SCHEDULER].start()
+    yield
+    await app[APPOINTMENT_SCHEDULER].close()
 
 
 async def _loop_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -48,10 +48,14 @@ class Caller:
                                                   claims.grants))
 
 
-async def caller_of(request: web.Request) -> Caller:
+async def caller_of(request: web.Request, *, query_token: bool = False) -> Caller:
+    """Who sent ``request``: its ``Authorization: Bearer`` credential, or with
+    ``query_token`` (for what cannot send headers: a calendar app fetching an ``.ics``) a link
+    or session token in ``?token=``; never the API key there, which would end up in logs."""
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:
-        return Caller()
+        token = request.query.get("token", "") if query_token else ""
+        return Caller(claims=await request.app[CREDENTIALS].verify(token)) if token else Caller()
     credential = bearer_token(header)
     if is_api_key(credential, request.app[SETTINGS].api_key):
         return Caller(operator=True)

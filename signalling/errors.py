@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from rooms import RoomExistsError, RoomNotFoundError, ValidationError
+from rooms.appointments import AppointmentConflict, AppointmentRefused
 from signalling.auth import AuthError, ForbiddenError
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ def api_error(exc: Exception) -> ApiError | None:
         return ApiError(404, f"no room {exc.args[0]!r}", "room_not_found")
     if isinstance(exc, RoomExistsError):
         return ApiError(409, f"room {exc.args[0]!r} exists already", "room_exists")
+    if isinstance(exc, AppointmentConflict):
+        return ApiError(409, exc.message, exc.code)
+    if isinstance(exc, AppointmentRefused):
+        return ApiError(403, exc.message, exc.code)
     return None
 
 

@@ -16,6 +16,7 @@ from signalling.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from sfu.sessions import Sfu
+    from signalling.appointments import Appointments, AppointmentScheduler
     from signalling.invitations import Invitations
     from signalling.live import Live
     from signalling.live_hls import LiveHls
@@ -41,3 +42,5 @@ RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
 LIVE_HLS: web.AppKey[LiveHls] = web.AppKey("live_hls")
 MODERATION: web.AppKey[Moderation] = web.AppKey("moderation")
 INVITATIONS: web.AppKey[Invitations] = web.AppKey("invitations")
+APPOINTMENTS: web.AppKey[Appointments] = web.AppKey("appointments")
+APPOINTMENT_SCHEDULER: web.AppKey[AppointmentScheduler] = web.AppKey("appointment_scheduler")

@@ -235,6 +235,59 @@ def openapi_document() -> dict[str, Any]:
     }
     unix_seconds = {"type": "number", "minimum": 0,
                     "description": "UNIX time in seconds (an integer or a decimal)"}
+    person: list[dict[str, list[str]]] = [{"token": []}]
+    party = {"type": "object", "properties": {"identity": {"type": "string"},
+                                              "name": {"type": "string"}}}
+    appointment = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "organizer": party, "counterpart": party,
+            "title": {"type": "string"},
+            "start": {"type": "integer", "description": "UNIX seconds (UTC)"},
+            "end": {"type": "integer", "description": "UNIX seconds; the slot is [start, end)"},
+            "status": {"enum": ["proposed", "accepted", "declined", "cancelled"]},
+            "created_at": {"type": "number"},
+            "answered_at": {"type": ["number", "null"]},
+            "cancelled_by": {"type": ["string", "null"]},
+            "room": {"type": ["string", "null"],
+                     "description": "The private meeting opened for it at its start"},
+            "reminded": {"type": "boolean"},
+        },
+    }
+    agenda_entry = {"allOf": [{"$ref": "#/components/schemas/Appointment"}, {
+        "type": "object",
+        "properties": {
+            "with": party,
+            "side": {"enum": ["organizer", "counterpart"],
+                     "description": "Which side the caller is"},
+            "start_local": {"type": "string", "format": "date-time",
+                            "description": "ISO 8601 in the asked time zone"},
+            "end_local": {"type": "string", "format": "date-time"},
+            "actions": {"type": "array",
+                        "items": {"enum": ["accept", "decline", "cancel", "join"]},
+                        "description": "What the caller may do now"},
+        },
+    }]}
+    appointment_id_parameter = {"name": "appointment_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}}
+    one_appointment = {"application/json": {"schema": {
+        "$ref": "#/components/schemas/Appointment"}}}
+    window = [
+        {"name": "from", "in": "query", "schema": unix_seconds,
+         "description": "Slots ending after this time (default: a week ago)"},
+        {"name": "to", "in": "query", "schema": unix_seconds,
+         "description": "Slots starting before this time (default: no bound)"},
+    ]
+
+    def appointment_change(summary: str, description: str, *statuses: int) -> dict[str, Any]:
+        return {"post": {
+            "summary": summary, "description": description, "security": person,
+            "parameters": [appointment_id_parameter],
+            "responses": {"200": {"description": "The appointment as it is now",
+                                  "content": one_appointment},
+                          **_error_responses(401, 403, 404, *statuses, 429)},
+        }}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Fairwire", "version": "0.1.0",
@@ -265,6 +318,8 @@ def openapi_document() -> dict[str, Any]:
                 "Link": link,
                 "LinkRecord": link_record,
                 "Participant": participant,
+                "Appointment": appointment,
+                "AgendaEntry": agenda_entry,
             },
         },
         "paths": {
@@ -516,6 +571,108 @@ def openapi_document() -> dict[str, Any]:
             },
             "/hls/{room}/s/{signature}/{file}": _signed_file(
                 "room", "A live HLS file: the playlist (cached ~1 s) or a segment (immutable)"),
+            "/api/appointments": {
+                "post": {
+                    "summary": "Propose a time slot to someone",
+                    "description": "The caller is the identity of any room link they hold "
+                                   "(guests and the API key: 403 `forbidden`). Refused with "
+                                   "409 `overlap` when the slot overlaps an accepted "
+                                   "appointment of either side (of the other side's calendar "
+                                   "the message says only that they are not free then). A "
+                                   "slot lasts 5 minutes to 8 hours, starts within a year and "
+                                   "not in the past; 10 proposals a minute per identity. Both "
+                                   "sides' connections get socket.io `appointment`.",
+                    "security": person,
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {
+                            "type": "object", "additionalProperties": False,
+                            "required": ["with", "title", "start", "end"],
+                            "properties": {
+                                "with": {"type": "string",
+                                         "description": "The identity to meet"},
+                                "with_name": {"type": "string",
+                                              "description": "Their name, until they answer"},
+                                "title": {"type": "string", "maxLength": 200},
+                                "start": unix_seconds, "end": unix_seconds}}}}},
+                    "responses": {"201": {"description": "Proposed", "headers": {
+                        "Location": {"schema": {"type": "string"}}},
+                        "content": one_appointment},
+                        **_error_responses(400, 401, 403, 409, 413, 415, 429)},
+                },
+            },
+            "/api/appointments/{appointment_id}": {
+                "get": {
+                    "summary": "One appointment (its two parties only: 404 for anyone else)",
+                    "security": person,
+                    "parameters": [appointment_id_parameter],
+                    "responses": {"200": {"description": "The appointment",
+                                          "content": one_appointment},
+                                  **_error_responses(401, 403, 404)},
+                },
+            },
+            "/api/appointments/{appointment_id}/accept": appointment_change(
+                "Accept a proposal", "The counterpart only (else 403 `not_counterpart`), "
+                "once (409 `already_answered`), before its end (409 `appointment_over`); 409 "
+                "`overlap` when it overlaps an accepted appointment of either side now. The "
+                "role and language of the caller's link become their meeting link's.", 409),
+            "/api/appointments/{appointment_id}/decline": appointment_change(
+                "Decline a proposal", "The counterpart only, once.", 409),
+            "/api/appointments/{appointment_id}/cancel": appointment_change(
+                "Cancel a proposal or an accepted appointment",
+                "Either side, before its end; 409 `appointment_cancelled` the second time.",
+                409),
+            "/api/appointments/{appointment_id}/join": {
+                "post": {
+                    "summary": "A link of one's own into the appointment's meeting",
+                    "description": "Once its meeting is open (from its start), for a page "
+                                   "that was not connected when `meeting-ready` went out; 409 "
+                                   "`meeting_not_open` before, or after its end.",
+                    "security": person,
+                    "parameters": [appointment_id_parameter],
+                    "responses": {"200": {"description": "The link", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "room": {"type": "string"},
+                            "url": {"type": "string",
+                                    "description": "The room page with the caller's token"},
+                        }}}}},
+                        **_error_responses(401, 403, 404, 409, 429)},
+                },
+            },
+            "/api/agenda": {
+                "get": {
+                    "summary": "The caller's appointments, either side, any status, by start",
+                    "description": "Times as UNIX seconds and as ISO 8601 in `tz`.",
+                    "security": person,
+                    "parameters": [{"name": "tz", "in": "query", "schema": {
+                        "type": "string", "default": "UTC"},
+                        "description": "An IANA time zone, e.g. Asia/Shanghai"}, *window],
+                    "responses": {"200": {"description": "The agenda", "content": {
+                        "application/json": {"schema": {"type": "object", "properties": {
+                            "time_zone": {"type": "string"},
+                            "from": {"type": "number"}, "to": {"type": ["number", "null"]},
+                            "appointments": {"type": "array", "items": {
+                                "$ref": "#/components/schemas/AgendaEntry"}}}}}}},
+                        **_error_responses(400, 401, 403)},
+                },
+            },
+            "/api/agenda.ics": {
+                "get": {
+                    "summary": "The agenda as an iCalendar file (RFC 5545)",
+                    "description": "The token as a Bearer header, or (for calendar apps, "
+                                   "which send no headers) as `?token=`: a room link or "
+                                   "session token, never the API key. `id`: that appointment "
+                                   "alone. Times in UTC; proposals TENTATIVE, accepted "
+                                   "CONFIRMED, declined and cancelled CANCELLED.",
+                    "security": person,
+                    "parameters": [{"name": "token", "in": "query",
+                                    "schema": {"type": "string"}},
+                                   {"name": "id", "in": "query", "schema": {"type": "string"}},
+                                   *window],
+                    "responses": {"200": {"description": "The calendar", "content": {
+                        "text/calendar": {"schema": {"type": "string"}}}},
+                        **_error_responses(400, 401, 403, 404)},
+                },
+            },
             "/whip/{room}": _sdp_exchange("WHIP ingest (RFC 9725)", "publish"),
             "/whep/{room}": _sdp_exchange("WHEP playback", "subscribe"),
         },

@@ -92,6 +92,8 @@
  *   "fairwire:dm" {message} and "fairwire:dm-unread" {unread}: one-to-one messages
  *     (docs/socketio.md), for messages.js; "fairwire:invitation" {invitation} and
  *     "fairwire:meeting-ready" {reason, id, room, url}: video calls, for calls.js;
+ *   "fairwire:appointment" {appointment} and "fairwire:appointment-reminder" {appointment,
+ *     starts_in}: appointments (docs/socketio.md), for agenda.js;
  *   fairwire.request(event, data) -> Promise of the ack; rejects with an Error that has
  *     {code, message, data (the server's whole error object, e.g. with retry_after)}.
  *   fairwire.credential: the Bearer for REST calls. fairwire.hooks (set by other scripts):
@@ -2227,8 +2229,9 @@
     socket.on("replaced", (data) => {
       fail({ code: "replaced", message: (data && data.reason) || "" });
     });
-    // Events of one's identity, in any room: for messages.js and calls.js.
-    for (const name of ["dm", "dm-unread", "invitation", "meeting-ready"]) {
+    // Events of one's identity, in any room: for messages.js, calls.js and agenda.js.
+    for (const name of ["dm", "dm-unread", "invitation", "meeting-ready", "appointment",
+      "appointment-reminder"]) {
       socket.on(name, (data) => announce(name, data));
     }
     socket.on("meeting-admitted", () => {

@@ -12,6 +12,7 @@ import pytest_asyncio
 from ports import free_port
 
 from rooms.access import LinkRecord, StageState
+from rooms.appointments import Appointment, Party, accept, cancel, opened, propose
 from rooms.events import (
     ParticipantJoined,
     ParticipantLeft,
@@ -36,7 +37,13 @@ from rooms.model import (
 from rooms.moderation import Actor, enter, initial_state
 from rooms.presence import Presence, apply, change
 from rooms.redis_store import RedisStore
-from rooms.store import MemoryStore, RoomExistsError, RoomNotFoundError, Store
+from rooms.store import (
+    MemoryStore,
+    RoomExistsError,
+    RoomNotFoundError,
+    Store,
+    WriteOutcome,
+)
 
 LOG_MAX_EVENTS = 5
 LOG_MAX_AGE = 60.0
@@ -579,3 +586,133 @@ async def test_invitations_are_listed_for_everyone_they_concern(store: Store) ->
     assert await store.list_invitations("dee", 10) == []
     assert await store.get_invitation(call.id) == declined
     assert await store.get_invitation("nope") is None
+
+
+# Appointments --------------------------------------------------------------------------------
+
+SLOT_NOW = 1_800_000_000.0
+HOUR = 3600
+
+
+def slot(appointment_id: str, organizer: str, counterpart: str, start_hour: float,
+         hours: float = 1.0) -> Appointment:
+    start = SLOT_NOW + start_hour * HOUR
+    return propose(appointment_id, Party(organizer, organizer.title(), Role.BUYER),
+                   counterpart, None, f"Meeting {appointment_id}", start, start + hours * HOUR,
+                   SLOT_NOW)
+
+
+def answered(offer: Appointment) -> Appointment:
+    return accept(offer, Party(offer.counterpart.identity, "Answerer", Role.EXHIBITOR),
+                  SLOT_NOW)
+
+
+async def booked(store: Store, offer: Appointment) -> Appointment:
+    """Proposed and accepted, as the API does it."""
+    assert (await store.write_appointment(offer, None, exclusive=True)).outcome == \
+        WriteOutcome.WRITTEN
+    yes = answered(offer)
+    assert (await store.write_appointment(yes, offer, exclusive=True)).outcome == \
+        WriteOutcome.WRITTEN
+    return yes
+
+
+async def test_appointments_are_written_over_their_version_and_listed_for_both_sides(
+    store: Store,
+) -> None:
+    offer = slot("a1", "buyer-li", "valve-co", 2)
+    assert (await store.write_appointment(offer, None, exclusive=True)).outcome == \
+        WriteOutcome.WRITTEN
+    # A second create of the id, or a change made from a stale read, is not written.
+    assert (await store.write_appointment(offer, None, exclusive=True)).outcome == \
+        WriteOutcome.CHANGED
+    yes = answered(offer)
+    assert (await store.write_appointment(yes, offer, exclusive=True)).outcome == \
+        WriteOutcome.WRITTEN
+    late = cancel(offer, "buyer-li", SLOT_NOW)
+    assert (await store.write_appointment(late, offer, exclusive=False)).outcome == \
+        WriteOutcome.CHANGED
+    assert await store.get_appointment("a1") == yes
+    assert await store.get_appointment("nope") is None
+    later = slot("a2", "pump-co", "buyer-li", 5)
+    await store.write_appointment(later, None, exclusive=False)
+    assert await store.list_appointments("buyer-li", None, None) == [yes, later]
+    assert await store.list_appointments("valve-co", None, None) == [yes]
+    assert await store.list_appointments("nobody", None, None) == []
+    # The window is [low, high): a slot that ends at low or starts at high is outside it.
+    start, end = yes.start, yes.end
+    assert await store.list_appointments("buyer-li", end, None) == [later]
+    assert await store.list_appointments("buyer-li", end - 1, start + 1) == [yes]
+    assert await store.list_appointments("buyer-li", None, start) == []
+
+
+async def test_an_accepted_appointment_of_either_side_refuses_what_overlaps_it(
+    store: Store,
+) -> None:
+    ten = await booked(store, slot("ten", "buyer-li", "valve-co", 2))
+    # The exhibitor is busy then: another buyer's proposal half an hour in is refused.
+    other_buyer = await store.write_appointment(slot("b", "buyer-wu", "valve-co", 2.5), None,
+                                                exclusive=True)
+    assert (other_buyer.outcome, other_buyer.conflict) == (WriteOutcome.OVERLAP, ten)
+    # So is the buyer, with anyone; back to back is fine.
+    assert (await store.write_appointment(slot("c", "buyer-li", "pump-co", 1.5), None,
+                                          exclusive=True)).outcome == WriteOutcome.OVERLAP
+    after = slot("d", "buyer-li", "pump-co", 3)
+    assert (await store.write_appointment(after, None, exclusive=True)).outcome == \
+        WriteOutcome.WRITTEN
+    # A proposal that overlaps only proposals is fine; accepting it while one of them was
+    # accepted meanwhile is not.
+    first = slot("e", "buyer-wu", "pump-co", 3.5)
+    second = slot("f", "buyer-zhao", "pump-co", 3.5)
+    for offer in (first, second):
+        assert (await store.write_appointment(offer, None, exclusive=True)).outcome == \
+            WriteOutcome.WRITTEN
+    assert (await store.write_appointment(answered(first), first, exclusive=True)).outcome \
+        == WriteOutcome.WRITTEN
+    refused = await store.write_appointment(answered(second), second, exclusive=True)
+    assert (refused.outcome, refused.conflict) == (WriteOutcome.OVERLAP, answered(first))
+    # Cancelled, it is in nobody's way.
+    off = cancel(ten, "valve-co", SLOT_NOW)
+    assert (await store.write_appointment(off, ten, exclusive=False)).outcome == \
+        WriteOutcome.WRITTEN
+    assert (await store.write_appointment(slot("b", "buyer-wu", "valve-co", 2.5), None,
+                                          exclusive=True)).outcome == WriteOutcome.WRITTEN
+
+
+async def test_due_appointments_are_the_accepted_ones_not_opened_yet(store: Store) -> None:
+    soon = await booked(store, slot("soon", "buyer-li", "valve-co", 1))
+    later = await booked(store, slot("later", "buyer-li", "valve-co", 4))
+    await store.write_appointment(slot("asked", "buyer-wu", "valve-co", 1), None,
+                                  exclusive=False)
+    assert await store.due_appointments(SLOT_NOW, SLOT_NOW + 2 * HOUR) == [soon]
+    assert await store.due_appointments(SLOT_NOW, SLOT_NOW + 5 * HOUR) == [soon, later]
+    # Under way it is still due; once it ends, or its meeting is open, it is not.
+    assert await store.due_appointments(SLOT_NOW + 1.5 * HOUR, SLOT_NOW + 2 * HOUR) == [soon]
+    assert await store.due_appointments(SLOT_NOW + 2 * HOUR, SLOT_NOW + 3 * HOUR) == []
+    done = opened(soon, "room-1")
+    assert (await store.write_appointment(done, soon, exclusive=False)).outcome == \
+        WriteOutcome.WRITTEN
+    assert await store.due_appointments(SLOT_NOW, SLOT_NOW + 5 * HOUR) == [later]
+    assert await store.get_appointment("soon") == done
+
+
+@pytest.mark.redis
+async def test_redis_concurrent_accepts_of_overlapping_slots_one_winner(
+    redis_store_url: str,
+) -> None:
+    stores = [RedisStore(redis_store_url) for _ in range(4)]
+    try:
+        offers = [slot(f"o{i}", f"buyer-{i}", "valve-co", 2 + i / 10) for i in range(8)]
+        for offer in offers:
+            await stores[0].write_appointment(offer, None, exclusive=True)
+        results = await asyncio.gather(*(
+            stores[i % 4].write_appointment(answered(offer), offer, exclusive=True)
+            for i, offer in enumerate(offers)))
+        outcomes = [r.outcome for r in results]
+        assert outcomes.count(WriteOutcome.WRITTEN) == 1
+        assert outcomes.count(WriteOutcome.OVERLAP) == 7
+        listed = await stores[1].list_appointments("valve-co", None, None)
+        assert sum(a.status == "accepted" for a in listed) == 1
+    finally:
+        for s in stores:
+            await s.close()
