@@ -54,6 +54,7 @@
       "calls.missed": "{name} did not answer.",
       "calls.connecting": "{name} accepted. Opening your meeting…",
       "calls.ready": "Your meeting is ready.",
+      "calls.readyAppointment": "Your appointment is starting: its meeting is open.",
       "calls.joinNow": "Join now",
       "calls.dismiss": "Later",
       "calls.missedCount": "{count} missed",
@@ -103,6 +104,7 @@
       "calls.missed": "{name} 未接听。",
       "calls.connecting": "{name} 已接受，正在打开会议…",
       "calls.ready": "您的会议已就绪。",
+      "calls.readyAppointment": "您的预约即将开始，会议室已开放。",
       "calls.joinNow": "立即加入",
       "calls.dismiss": "稍后",
       "calls.missedCount": "{count} 个未接",
@@ -549,7 +551,7 @@
     let text = "";
     if (ringingOut) text = t("calls.calling", { name: call.to[0].name });
     else if (result) text = result;
-    else if (ready) text = t("calls.ready");
+    else if (ready) text = t(ready.reason === "appointment" ? "calls.readyAppointment" : "calls.ready");
     bar.hidden = !text;
     $("call-bar-text").textContent = text;
     $("call-hang-up").hidden = !ringingOut;
