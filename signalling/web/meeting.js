@@ -288,10 +288,17 @@
   }
 
   function render() {
+    // What a moderator muted of one's own is off here too; its buttons ask to unmute.
+    if (fairwire.setHeld) fairwire.setHeld(isMeeting() && fairwire.self ? mutedKinds(me()) : []);
     renderFloor();
     renderSelf();
     renderPanel();
   }
+
+  fairwire.hooks.askUnmute = (kind) => {
+    const asked = view.state && view.state.unmute_requests.some((r) => r.identity === me() && r.kind === kind);
+    if (!asked) act("ask-unmute", { kind });
+  };
 
   // -- wiring -----------------------------------------------------------------------------
 

@@ -103,8 +103,10 @@
  *     data-identity (default: the stream id); null hides the tile (a program off air);
  *     screenStopping() -> Promise, awaited before a shared screen is unpublished;
  *     watchesElsewhere() -> true while the page shows the room another way (live HLS): it
- *     then does not subscribe over WebRTC. fairwire.subscribe() / fairwire.unsubscribe()
- *     start and stop receiving over WebRTC ("unsubscribe" {} tells the server).
+ *     then does not subscribe over WebRTC; askUnmute(kind): the person asks to turn on what
+ *     a moderator muted (fairwire.setHeld(kinds) says which: their buttons then ask).
+ *     fairwire.subscribe() / fairwire.unsubscribe() start and stop receiving over WebRTC
+ *     ("unsubscribe" {} tells the server).
  *   "fairwire:catch-up" {via: "join" | "sync", since, ack}: a join or sync answered, before
  *     its events are applied (a join's ack carries the features' own snapshots).
  *   "fairwire:room-event" {event}: each room event once, in seq order, as it is applied
@@ -175,7 +177,7 @@
     get sharingScreen() {
       return !!screenTrack;
     },
-    hooks: { subscription: null, videoCodec: null, streamOwner: null, screenStopping: null }, // set by other scripts
+    hooks: { subscription: null, videoCodec: null, streamOwner: null, screenStopping: null, askUnmute: null }, // set by other scripts
   });
 
   /** Tell the page's other scripts (live.js) what happened: a DOM event on document. */
@@ -214,6 +216,7 @@
   let wantLive = false;
   // What the person turned off; a broadcast that starts again keeps it off.
   const wantMuted = { audio: false, video: false };
+  const held = { audio: false, video: false }; // muted by a moderator: only they lift it
   const tiles = new Map(); // identity -> {tile, video, label, unmute, stream, ...}
   let selfTile = null; // one's own camera while publishing (not in `tiles`: nothing arrives)
   const stageBusy = new Set(); // identities a stage request is on its way for
@@ -1417,9 +1420,9 @@
     mic.hidden = cam.hidden = !live && !previewing;
     const micOn = !wantMuted.audio;
     const camOn = !wantMuted.video;
-    mic.textContent = micOn ? t("room.micOn") : t("room.micOff");
+    mic.textContent = held.audio ? t("room.askMic") : micOn ? t("room.micOn") : t("room.micOff");
     mic.setAttribute("aria-pressed", String(!micOn));
-    cam.textContent = camOn ? t("room.camOn") : t("room.camOff");
+    cam.textContent = held.video ? t("room.askCam") : camOn ? t("room.camOn") : t("room.camOff");
     cam.setAttribute("aria-pressed", String(!camOn));
 
     const publishErr = $("publish-error");
@@ -1919,9 +1922,33 @@
     });
   }
 
+  /**
+   * A moderator's mute of one's own microphone or camera (meeting.js: setHeld(["audio"])): the
+   * track goes off here too, and its button asks the moderators instead of turning it back on.
+   */
+  function setHeld(kinds) {
+    let changed = false;
+    for (const kind of ["audio", "video"]) {
+      const on = kinds.includes(kind);
+      if (on === held[kind]) continue;
+      held[kind] = on;
+      changed = true;
+      if (on && !wantMuted[kind]) {
+        if (localStream) toggleTrack(kind);
+        else wantMuted[kind] = true; // going live later starts with it off
+      }
+    }
+    if (changed) renderMedia();
+  }
+  fairwire.setHeld = setHeld;
+
   /** The microphone or camera off or on: the track stops sending, and everyone is told. */
   function toggleTrack(kind) {
     if (!localStream) return;
+    if (held[kind] && wantMuted[kind]) {
+      if (fairwire.hooks.askUnmute) fairwire.hooks.askUnmute(kind);
+      return;
+    }
     const muted = !wantMuted[kind];
     wantMuted[kind] = muted;
     const tracks = kind === "audio" ? localStream.getAudioTracks() : localStream.getVideoTracks();

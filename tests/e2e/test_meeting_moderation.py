@@ -97,7 +97,9 @@ async def test_a_host_runs_the_lobby_mutes_gives_the_floor_and_removes(
         "() => window.fairwire.request('set-muted', {kind: 'audio', muted: false})"
         ".then(() => 'ok', (e) => e.code)")
     assert refused == "muted_by_moderator"
-    await buyer.locator("#meeting-self").get_by_role("button").first.click()  # ask to unmute
+    # Their own microphone button says so, and asks the host instead of unmuting.
+    await expect(buyer.locator("#toggle-mic")).to_have_text("申请打开麦克风")
+    await buyer.locator("#toggle-mic").click()
     await expect(buyer_row.locator(".chip-ask")).to_be_visible()
     await shot(buyer, "meeting-muted-zh")
     await shot(host, "meeting-host-asked")
