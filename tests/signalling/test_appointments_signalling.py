@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -40,14 +40,6 @@ async def start(aiohttp_server: ServerFactory, **env: str) -> TestServer:
 @pytest.fixture
 async def server(aiohttp_server: ServerFactory) -> TestServer:
     return await start(aiohttp_server)
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[list[Participant]]:
-    made: list[Participant] = []
-    yield made
-    for person in made:
-        await person.close()
 
 
 def link(server: TestServer, identity: str, role: Role, name: str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -40,14 +40,6 @@ async def create(server: TestServer, room: Room) -> None:
 def link(server: TestServer, room: str, identity: str, role: Role, ttl: int = 3600) -> str:
     return server.app[TOKENS].issue_link(room=room, identity=identity,  # type: ignore[index]
                                     name=identity.title(), role=role, ttl=ttl).token
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[list[Participant]]:
-    made: list[Participant] = []
-    yield made
-    for person in made:
-        await person.close()
 
 
 async def refused(server: TestServer, token: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -30,14 +30,6 @@ async def start(aiohttp_server: ServerFactory, **env: str) -> TestServer:
         await server.app[STORE].create_room(Room(  # type: ignore[index]
             id="booth", name="Booth", kind=RoomKind.LIVESTREAM, owner="acme"))
     return server
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[list[Participant]]:
-    made: list[Participant] = []
-    yield made
-    for person in made:
-        await person.close()
 
 
 async def joined(server: TestServer, people: list[Participant], identity: str, role: Role

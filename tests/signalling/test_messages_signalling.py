@@ -5,7 +5,7 @@ read marks and unread counts, guests and floods refused; against an in-process s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -30,14 +30,6 @@ async def server(aiohttp_server: ServerFactory) -> TestServer:
                                  owner="valve-co"))
     await store.create_room(Room(id="deal", name="Deal", kind=RoomKind.MEETING))
     return server
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[list[Participant]]:
-    made: list[Participant] = []
-    yield made
-    for person in made:
-        await person.close()
 
 
 async def online(server: TestServer, people: list[Participant], identity: str, role: Role,

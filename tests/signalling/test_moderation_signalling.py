@@ -5,10 +5,9 @@ lock, the floor's time box and the end; against an in-process server with aiortc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
@@ -31,14 +30,6 @@ async def start(aiohttp_server: ServerFactory, owner: str = "",
     await server.app[STORE].create_room(Room(  # type: ignore[index]
         id="deal", name="Valve price talk", kind=RoomKind.MEETING, owner=owner, lobby=lobby))
     return server
-
-
-@pytest.fixture
-async def people() -> AsyncIterator[list[Participant]]:
-    made: list[Participant] = []
-    yield made
-    for person in made:
-        await person.close()
 
 
 async def arrive(server: TestServer, people: list[Participant], identity: str,
