@@ -29,6 +29,7 @@ from signalling.keys import (
     REALTIME,
     SETTINGS,
     SFU,
+    SPEAKERS,
     STORE,
     TOKENS,
 )
@@ -42,6 +43,7 @@ from signalling.moderation import Moderation
 from signalling.program import ProgramSwitch
 from signalling.ratelimit import RateLimiter
 from signalling.realtime import Realtime
+from signalling.speakers import ActiveSpeakers
 from signalling.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LIVE] = Live(realtime, store, metrics)
     app[MODERATION] = Moderation(realtime, store, sfu, media)
     DirectMessages(realtime, store)
+    app[SPEAKERS] = ActiveSpeakers(realtime, sfu)
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media
@@ -129,6 +132,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store_lifecycle)
     app.cleanup_ctx.append(_loop_monitor_lifecycle)
     app.cleanup_ctx.append(_moderation_lifecycle)
+    app.cleanup_ctx.append(_speakers_lifecycle)
     # After the store's: recordings finish (and finalise) before the store and SFU close.
     recordings.setup(app, sfu)
     live_hls.setup(app, sfu)
@@ -139,6 +143,12 @@ async def _moderation_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[MODERATION].start()
     yield
     await app[MODERATION].close()
+
+
+async def _speakers_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[SPEAKERS].start()
+    yield
+    await app[SPEAKERS].close()
 
 
 async def _loop_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:

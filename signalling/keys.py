@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from signalling.moderation import Moderation
     from signalling.realtime import Realtime
     from signalling.recordings import Recordings
+    from signalling.speakers import ActiveSpeakers
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -39,3 +40,4 @@ LIVE: web.AppKey[Live] = web.AppKey("live")
 RECORDINGS: web.AppKey[Recordings] = web.AppKey("recordings")
 LIVE_HLS: web.AppKey[LiveHls] = web.AppKey("live_hls")
 MODERATION: web.AppKey[Moderation] = web.AppKey("moderation")
+SPEAKERS: web.AppKey[ActiveSpeakers] = web.AppKey("speakers")
