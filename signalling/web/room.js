@@ -90,6 +90,7 @@
  *     null (meeting.js: a moderator's mute and remove; messages.js: "Message");
  *   "fairwire:dm" {message} and "fairwire:dm-unread" {unread}: one-to-one messages
  *     (docs/socketio.md), for messages.js;
+ *   "fairwire:speakers" {dominant, speaking}: who speaks (docs/socketio.md), for speakers.js;
  *   fairwire.request(event, data) -> Promise of the ack; rejects with an Error that has
  *     {code, message, data (the server's whole error object, e.g. with retry_after)}.
  *   fairwire.credential: the Bearer for REST calls. fairwire.hooks (set by other scripts):
@@ -2219,6 +2220,7 @@
     });
     socket.on("dm", (data) => announce("dm", data));
     socket.on("dm-unread", (data) => announce("dm-unread", data));
+    socket.on("speakers", (data) => announce("speakers", data));
     socket.on("meeting-admitted", () => {
       if (fairwire.state === "lobby") join();
     });
