@@ -315,7 +315,7 @@ class SourceStream:
         self._observed_by: tuple[PacketObserver, ...] = ()
         self._held = False
         self._fanout_work = 0
-        # The loudest RFC 6464 level (-dBov) since take_audio_level(); above any level: none.
+        # The loudest RFC 6464 level (-dBov) since take_audio_level(), _NO_AUDIO_LEVEL for none.
         self._loudest = _NO_AUDIO_LEVEL
         self.received = 0
 

@@ -97,10 +97,12 @@
     markPeople();
   }
 
-  // room.js rebuilds the list and adds or drops tiles when it likes: mark again after it.
+  // room.js rebuilds the list, adds or drops tiles and moves a program's tile to whoever is
+  // on air when it likes: mark again after it.
   const observer = new MutationObserver(mark);
   observer.observe($("participants"), { childList: true });
   observer.observe($("tiles"), { childList: true });
+  new MutationObserver(mark).observe($("tiles"), { subtree: true, attributeFilter: ["data-identity"] });
 
   document.addEventListener("fairwire:speakers", (event) => take(event.detail));
   document.addEventListener("fairwire:catch-up", (event) => {
