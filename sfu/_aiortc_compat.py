@@ -35,12 +35,17 @@ What is used, and why:
 - ``RTCIceTransport._connection`` and aioice ``Connection.query_consent``/``build_request``/
   ``remote_password``: consent freshness (RFC 7675) that also counts authenticated media, see
   :func:`keep_consent`.
+- ``RTCDtlsTransport._rtp_header_extensions_map``: each transport reads received header
+  extensions with :class:`IngressExtensions` instead of aiortc's reader, which raises out of
+  its receive loop on an element of an unexpected length; ``aiortc.codecs.HEADER_EXTENSIONS``
+  must offer and accept the audio level (RFC 6464) on audio.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,11 +68,13 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint
 from aiortc.rtcdtlstransport import State as DtlsState
-from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpParameters
 from aiortc.rtp import (
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
+    HeaderExtensions,
+    HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
@@ -81,7 +88,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from sfu.codecs import CodecFormat
-from sfu.rtp import RTX_OSN_SIZE
+from sfu.rtp import AUDIO_LEVEL_EXTENSION_URI, RTX_OSN_SIZE, audio_level, extension_value_at
 
 PINNED_AIORTC = "1.16.0"
 
@@ -113,6 +120,15 @@ CONSENT_TIMEOUT_S = 30.0
 # (RFC 6184 §6.2, §6.3). The level here is only what our offers to subscribers say; the
 # answer to a publisher repeats the level it offered (see :func:`keep_first_codec`).
 FORWARDED_H264_PROFILE_LEVEL_IDS = ("42e01f", "42001f", "4d001f", "64001f", "640c1f", "f4001f")
+
+# abs-send-time (webrtc.org's extension): 24 bits of 6.18 fixed-point seconds. aiortc's receiver
+# estimates the publisher's bandwidth from it (REMB, the only feedback aiortc gives).
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+ABS_SEND_TIME_LENGTH = 3
+# The only fields of a received packet's HeaderExtensions that aiortc's receive path reads,
+# and those the SFU reads: IngressExtensions fills exactly these.
+RECEIVER_EXTENSION_FIELDS = frozenset({"abs_send_time"})
+INGRESS_EXTENSION_FIELDS = frozenset({"abs_send_time", "audio_level"})
 
 _srtp_protect = _srtp_lib.srtp_protect
 
@@ -189,6 +205,20 @@ def check_internals() -> list[str]:
             missing.append(f"RTCDtlsTransport._setup_srtp sets {name}")
     if "_rx_srtp" not in RTCDtlsTransport._recv_next.__code__.co_names:
         missing.append("RTCDtlsTransport._recv_next reads _rx_srtp")
+    if "_rtp_header_extensions_map" not in dtls_init:
+        missing.append("RTCDtlsTransport._rtp_header_extensions_map")
+    if "_rtp_header_extensions_map" not in RTCDtlsTransport._handle_rtp_data.__code__.co_names:
+        missing.append("RTCDtlsTransport._handle_rtp_data reads _rtp_header_extensions_map")
+    fields = {f.name for f in dataclasses.fields(HeaderExtensions)}
+    read = set(RTCRtpReceiver._handle_rtp_packet.__code__.co_names) & fields
+    if not INGRESS_EXTENSION_FIELDS <= fields:
+        missing.append("HeaderExtensions." + ", ".join(sorted(INGRESS_EXTENSION_FIELDS - fields)))
+    if read != RECEIVER_EXTENSION_FIELDS:
+        missing.append(f"RTCRtpReceiver._handle_rtp_packet reads extensions {sorted(read)}, "
+                       f"IngressExtensions gives {sorted(RECEIVER_EXTENSION_FIELDS)}")
+    audio_extensions = {e.uri for e in aiortc.codecs.HEADER_EXTENSIONS.get("audio", [])}
+    if AUDIO_LEVEL_EXTENSION_URI not in audio_extensions:
+        missing.append("aiortc.codecs.HEADER_EXTENSIONS['audio'] has the audio level")
     need(aiortc.rtcpeerconnection, "is_codec_compatible")
     if getattr(aiortc.rtcpeerconnection, "CODECS", None) is not aiortc.codecs.CODECS:
         missing.append("aiortc.rtcpeerconnection.CODECS is aiortc.codecs.CODECS")
@@ -326,10 +356,59 @@ def keep_consent(dtls: RTCDtlsTransport) -> None:
     connection.query_consent = query_consent_or_media  # type: ignore[method-assign]
 
 
+class IngressExtensions(HeaderExtensionsMap):
+    """How a transport of this node reads received header extensions (RFC 8285), in place
+    of aiortc's reader.
+
+    aiortc's decodes every element it knows into lists, slices, a str for the mid and a
+    tuple for the level (about 4 µs a packet), and an element of a length it does not expect
+    (a two-byte audio level, say) raises ``struct.error`` out of the transport's receive loop,
+    which closes the connection: one such packet would end a publisher. Of the values, only
+    abs-send-time is read on the receive path (REMB) and the audio level by the SFU: these
+    two are read with :func:`sfu.rtp.extension_value_at`, which allocates nothing and never
+    raises (about 1.5 µs); a malformed element yields neither. ``audio_level`` holds the
+    RFC 6464 byte as an int (aiortc's reader makes it a tuple): see :func:`received_audio_level`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._abs_send_time_id = 0
+        self._audio_level_id = 0
+
+    def configure(self, parameters: RTCRtpParameters) -> None:
+        super().configure(parameters)
+        for extension in parameters.headerExtensions:
+            if extension.uri == ABS_SEND_TIME_URI:
+                self._abs_send_time_id = extension.id
+            elif extension.uri == AUDIO_LEVEL_EXTENSION_URI:
+                self._audio_level_id = extension.id
+
+    def get(self, extension_profile: int, extension_value: bytes) -> HeaderExtensions:
+        values = HeaderExtensions()
+        if self._abs_send_time_id:
+            at = extension_value_at(extension_profile, extension_value, self._abs_send_time_id,
+                                    ABS_SEND_TIME_LENGTH)
+            if at >= 0:
+                values.abs_send_time = (extension_value[at] << 16 | extension_value[at + 1] << 8
+                                        | extension_value[at + 2])
+        if self._audio_level_id:
+            level = audio_level(extension_profile, extension_value, self._audio_level_id)
+            if level >= 0:
+                values.audio_level = level
+        return values
+
+
+def received_audio_level(packet: RtpPacket) -> int:
+    """The RFC 6464 byte (V flag and level) a packet received by this node carried, or -1."""
+    level = packet.extensions.audio_level
+    return level if type(level) is int else -1
+
+
 def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
     """An aiortc peer connection whose DTLS takes RSA and ECDSA peers, in either role, whose
-    SRTP carries packets up to :data:`MAX_RTP_PACKET_BYTES`, and whose consent freshness
-    counts authenticated media (:func:`query_consent`)."""
+    SRTP carries packets up to :data:`MAX_RTP_PACKET_BYTES`, whose consent freshness
+    counts authenticated media (:func:`query_consent`), and whose received header extensions
+    are read by :class:`IngressExtensions`."""
     pc = RTCPeerConnection(configuration)
     pc._RTCPeerConnection__certificates = [  # type: ignore[attr-defined]
         ForwardingCertificate.generateCertificate()
@@ -338,6 +417,7 @@ def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
 
     def create_full_mtu_dtls_transport() -> RTCDtlsTransport:
         dtls: RTCDtlsTransport = create_dtls_transport()
+        dtls._rtp_header_extensions_map = IngressExtensions()
         _allow_full_mtu(dtls)
         keep_consent(dtls)
         return dtls

@@ -19,7 +19,15 @@ from sfu.codecs import keyframe_detector
 from sfu.history import PacketHistory
 from sfu.keyframes import PliThrottle
 from sfu.nack import NackResponder
-from sfu.rtp import RTP_SEQ_MASK, RtpHeaderTemplate, one_byte_extensions, rtx_payload
+from sfu.rtp import (
+    AUDIO_LEVEL_MASK,
+    AUDIO_LEVEL_SILENCE,
+    ONE_BYTE_EXTENSION_MAX_ID,
+    RTP_SEQ_MASK,
+    RtpHeaderTemplate,
+    one_byte_extensions,
+    rtx_payload,
+)
 from sfu.sender_report import SenderReportTranslator
 from sfu.sequencer import StreamRewriter
 
@@ -30,6 +38,7 @@ MID_EXTENSION_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 FANOUT_SENDS_PER_TURN = 400
 
 SendPacket = Callable[[bytearray], bool]
+_NO_AUDIO_LEVEL = AUDIO_LEVEL_MASK + 1  # quieter than every level: the first one replaces it
 
 
 class PacketObserver(Protocol):
@@ -53,6 +62,7 @@ class DownTrack:
         "_nack",
         "_rtx_seq",
         "_rtx_template",
+        "audio_level_id",
         "extension_block",
         "kind",
         "outbound",
@@ -74,6 +84,7 @@ class DownTrack:
         send: SendPacket,
         mid: str | None = None,
         mid_extension_id: int | None = None,
+        audio_level_extension_id: int | None = None,
         rtx_payload_type: int | None = None,
         rtx_ssrc: int | None = None,
         initial_sequence_number: int = 0,
@@ -85,11 +96,20 @@ class DownTrack:
         self.payload_type = payload_type
         self.rtx_payload_type = rtx_payload_type if rtx_ssrc is not None else None
         self.rtx_ssrc = rtx_ssrc
-        self.extension_block = (
-            one_byte_extensions([(mid_extension_id, mid.encode())])
-            if mid and mid_extension_id
-            else b""
+        elements: list[tuple[int, bytes]] = []
+        # Audio carries the publisher's level (RFC 6464) where the subscriber negotiated it;
+        # first in the block, so that its place is the same whatever the mid.
+        self.audio_level_id = (
+            audio_level_extension_id
+            if kind == "audio" and audio_level_extension_id is not None
+            and 1 <= audio_level_extension_id <= ONE_BYTE_EXTENSION_MAX_ID
+            else None
         )
+        if self.audio_level_id is not None:
+            elements.append((self.audio_level_id, bytes([AUDIO_LEVEL_SILENCE])))
+        if mid and mid_extension_id:
+            elements.append((mid_extension_id, mid.encode()))
+        self.extension_block = one_byte_extensions(elements)
         self.send = send
         self._clock_rate = clock_rate
         self._initial = (initial_sequence_number, initial_timestamp)
@@ -116,7 +136,8 @@ class DownTrack:
 
     def new_outbound(self) -> OutboundStream:
         return OutboundStream(
-            RtpHeaderTemplate(self.payload_type, self.ssrc, self.extension_block),
+            RtpHeaderTemplate(self.payload_type, self.ssrc, self.extension_block,
+                              self.audio_level_id),
             StreamRewriter(self._clock_rate, *self._initial),
             gated=self.kind == "video",
         )
@@ -143,7 +164,8 @@ class DownTrack:
             if self.rtx_payload_type is not None and self.rtx_ssrc is not None:
                 if self._rtx_template is None:
                     self._rtx_template = RtpHeaderTemplate(
-                        self.rtx_payload_type, self.rtx_ssrc, self.extension_block)
+                        self.rtx_payload_type, self.rtx_ssrc, self.extension_block,
+                        self.audio_level_id)
                 packet = self._rtx_template.build(
                     stored.marker, self._rtx_seq, out_ts, rtx_payload(out_seq, stored.payload)
                 )
@@ -207,9 +229,11 @@ class OutboundStream:
             self.waiting = list(self.members)
 
     def send(
-        self, seq: int, ts: int, marker: bool, payload: bytes, keyframe: bool, now_ms: int
+        self, seq: int, ts: int, marker: bool, payload: bytes, keyframe: bool, now_ms: int,
+        audio_level: int = -1,
     ) -> int:
-        """Forward one packet; returns the number of subscribers it was sent to."""
+        """Forward one packet (with its RFC 6464 byte, -1 for none); returns the number of
+        subscribers it was sent to."""
         if self.waiting and keyframe:
             self.targets = (*self.targets, *(d.send for d in self.waiting))
             self.waiting = []
@@ -219,7 +243,7 @@ class OutboundStream:
         mapped = self.rewriter.rewrite(seq, ts, now_ms)
         if mapped is None:
             return 0
-        packet = self.template.build(marker, mapped[0], mapped[1], payload)
+        packet = self.template.build(marker, mapped[0], mapped[1], payload, audio_level)
         for send in targets:
             # One subscriber's failure (a closed transport, a packet too long for it) is
             # counted and costs the others nothing: they and the publisher's ingress go on.
@@ -248,6 +272,7 @@ class SourceStream:
         "_fanout",
         "_fanout_work",
         "_held",
+        "_loudest",
         "_observed_by",
         "_observers",
         "_outbound",
@@ -290,6 +315,8 @@ class SourceStream:
         self._observed_by: tuple[PacketObserver, ...] = ()
         self._held = False
         self._fanout_work = 0
+        # The loudest RFC 6464 level (-dBov) since take_audio_level(), _NO_AUDIO_LEVEL for none.
+        self._loudest = _NO_AUDIO_LEVEL
         self.received = 0
 
     @property
@@ -328,9 +355,19 @@ class SourceStream:
             outbound.switch_source()
         self._refan()
 
+    def take_audio_level(self) -> int:
+        """The loudest audio level (RFC 6464: -dBov, 0 loudest, 127 silence) of the packets
+        since the last call, or -1 when none carried one. Read a few times a second (active
+        speaker detection), so that the packet loop keeps one comparison per packet."""
+        loudest = self._loudest
+        self._loudest = _NO_AUDIO_LEVEL
+        return -1 if loudest == _NO_AUDIO_LEVEL else loudest
+
     def on_packet(
-        self, ssrc: int, seq: int, ts: int, marker: bool, payload: bytes, now_ms: int
+        self, ssrc: int, seq: int, ts: int, marker: bool, payload: bytes, now_ms: int,
+        audio_level: int = -1,
     ) -> None:
+        """One packet of the track; ``audio_level`` is its RFC 6464 byte (-1: none)."""
         if ssrc != self.ssrc:
             if self.ssrc is not None:
                 # The publisher restarted its stream: history and offsets start over.
@@ -343,9 +380,11 @@ class SourceStream:
         keyframe = self.kind == "video" and self._detect_keyframe(payload)
         if keyframe:
             self.pli.keyframe_received(now_ms)
+        if audio_level >= 0 and (audio_level & AUDIO_LEVEL_MASK) < self._loudest:
+            self._loudest = audio_level & AUDIO_LEVEL_MASK
         sent = 0
         for outbound in self._fanout:
-            sent += outbound.send(seq, ts, marker, payload, keyframe, now_ms)
+            sent += outbound.send(seq, ts, marker, payload, keyframe, now_ms, audio_level)
         self._fanout_work += sent
         for observer in self._observers:
             observer.on_packet(seq, ts, marker, payload, keyframe, now_ms)

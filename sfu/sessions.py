@@ -35,6 +35,7 @@ from sfu.codecs import CodecFormat, H264Profile
 from sfu.forwarding import MID_EXTENSION_URI, DownTrack, SourceStream
 from sfu.history import PacketHistory
 from sfu.program import KEEP, KINDS, Choice, ProgramSlot, ProgramState, ProgramTrack
+from sfu.rtp import AUDIO_LEVEL_EXTENSION_URI
 from sfu.sender_report import SenderReportTranslator
 
 log = logging.getLogger(__name__)
@@ -277,7 +278,7 @@ class Publication:
         new_source = packet.ssrc != stream.ssrc and stream.ssrc is not None
         stream.on_packet(
             packet.ssrc, packet.sequence_number, packet.timestamp, bool(packet.marker),
-            payload, monotonic_ms(),
+            payload, monotonic_ms(), compat.received_audio_level(packet),
         )
         if new_source and stream.needs_keyframe():
             self.request_keyframe()  # the subscribers now wait for the new source's keyframe
@@ -654,6 +655,7 @@ class Subscriber:
             send=sink.send,
             mid=negotiated.mid,
             mid_extension_id=negotiated.extension_ids.get(MID_EXTENSION_URI),
+            audio_level_extension_id=negotiated.extension_ids.get(AUDIO_LEVEL_EXTENSION_URI),
             rtx_payload_type=negotiated.rtx_payload_type,
             rtx_ssrc=negotiated.rtx_ssrc,
             initial_sequence_number=random.getrandbits(16),

@@ -35,6 +35,7 @@ from signalling.keys import (
     REALTIME,
     SETTINGS,
     SFU,
+    SPEAKERS,
     STORE,
     TOKENS,
 )
@@ -48,6 +49,7 @@ from signalling.moderation import Moderation
 from signalling.program import ProgramSwitch
 from signalling.ratelimit import RateLimiter
 from signalling.realtime import Realtime
+from signalling.speakers import ActiveSpeakers
 from signalling.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
     app[INVITATIONS] = Invitations(realtime, store, tokens, app[MODERATION])
     appointments = app[APPOINTMENTS] = Appointments(store, realtime)
     app[APPOINTMENT_SCHEDULER] = AppointmentScheduler(store, tokens, appointments)
+    app[SPEAKERS] = ActiveSpeakers(realtime, sfu)
     sfu.events = media
     app[SFU] = sfu
     app[MEDIA] = media
@@ -140,6 +143,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_loop_monitor_lifecycle)
     app.cleanup_ctx.append(_moderation_lifecycle)
     app.cleanup_ctx.append(_appointments_lifecycle)
+    app.cleanup_ctx.append(_speakers_lifecycle)
     # After the store's: recordings finish (and finalise) before the store and SFU close.
     recordings.setup(app, sfu)
     live_hls.setup(app, sfu)
@@ -157,6 +161,10 @@ async def _appointments_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[APPOINTMENT_SCHEDULER].start()
     yield
     await app[APPOINTMENT_SCHEDULER].close()
+async def _speakers_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    app[SPEAKERS].start()
+    yield
+    await app[SPEAKERS].close()
 
 
 async def _loop_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from signalling.moderation import Moderation
     from signalling.realtime import Realtime
     from signalling.recordings import Recordings
+    from signalling.speakers import ActiveSpeakers
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -44,3 +45,4 @@ MODERATION: web.AppKey[Moderation] = web.AppKey("moderation")
 INVITATIONS: web.AppKey[Invitations] = web.AppKey("invitations")
 APPOINTMENTS: web.AppKey[Appointments] = web.AppKey("appointments")
 APPOINTMENT_SCHEDULER: web.AppKey[AppointmentScheduler] = web.AppKey("appointment_scheduler")
+SPEAKERS: web.AppKey[ActiveSpeakers] = web.AppKey("speakers")

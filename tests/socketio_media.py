@@ -51,10 +51,12 @@ class Participant:
         reply: dict[str, Any] = await self.sio.call("join", {})
         return reply
 
-    async def publish(self, event: str = "publish", **extra: Any) -> dict[str, Any]:
+    async def publish(self, event: str = "publish", microphone: MediaStreamTrack | None = None,
+                      **extra: Any) -> dict[str, Any]:
+        """Publish a fake camera and ``microphone`` (default: aiortc's silence)."""
         pc = RTCPeerConnection()
         pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
-        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        pc.addTransceiver(microphone or AudioStreamTrack(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         reply: dict[str, Any] = await self.sio.call(
             event, {"type": "offer", "sdp": pc.localDescription.sdp, **extra})

@@ -94,6 +94,7 @@
  *     "fairwire:meeting-ready" {reason, id, room, url}: video calls, for calls.js;
  *   "fairwire:appointment" {appointment} and "fairwire:appointment-reminder" {appointment,
  *     starts_in}: appointments (docs/socketio.md), for agenda.js;
+ *   "fairwire:speakers" {dominant, speaking}: who speaks (docs/socketio.md), for speakers.js;
  *   fairwire.request(event, data) -> Promise of the ack; rejects with an Error that has
  *     {code, message, data (the server's whole error object, e.g. with retry_after)}.
  *   fairwire.credential: the Bearer for REST calls. fairwire.hooks (set by other scripts):
@@ -2261,6 +2262,7 @@
       "appointment-reminder"]) {
       socket.on(name, (data) => announce(name, data));
     }
+    socket.on("speakers", (data) => announce("speakers", data));
     socket.on("meeting-admitted", () => {
       if (fairwire.state === "lobby") join();
     });

@@ -20,8 +20,10 @@ fairwire/janus ratios. Janus runs from a temporary configuration folder (VideoRo
 transport only, on 127.0.0.1 and a free port) and is killed at the end.
 
 The load side uses aiortc internals (a load generator may): each subscriber receiver's
-``_handle_rtp_packet`` is replaced per instance by a counter, and the publisher's sent-packet
-counters are read from its senders' private fields.
+``_handle_rtp_packet`` is replaced per instance by a counter, the publisher's sent-packet
+counters are read from its senders' private fields, and its audio sender's
+``_next_encoded_frame`` is wrapped so that each packet carries an audio level (RFC 6464) as a
+browser's does (aiortc measures only frames it encodes itself).
 """
 
 from __future__ import annotations
@@ -593,6 +595,24 @@ class Receiver:
         return self.counts["audio"] + self.counts["video"]
 
 
+# Levels (dBov) the publisher's audio cycles through, 20 ms each: speech with pauses.
+SPOKEN_LEVELS = (-18, -22, -30, -25, -40, -127, -127, -35, -20, -24)
+
+
+def _speak_in_levels(sender: RTCRtpSender) -> None:
+    """Give each audio frame a level, as a browser's microphone would have one."""
+    next_frame = sender._next_encoded_frame  # type: ignore[attr-defined]
+    levels = itertools.cycle(SPOKEN_LEVELS)
+
+    async def with_level(codec: Any) -> Any:
+        frame = await next_frame(codec)
+        if frame is not None:
+            frame.audio_level = next(levels)
+        return frame
+
+    sender._next_encoded_frame = with_level  # type: ignore[attr-defined]
+
+
 class Sender:
     """The publisher: pre-encoded VP8 + Opus, paced in real time."""
 
@@ -601,6 +621,7 @@ class Sender:
         self.video = PacedTrack("video", clip.video, 1 / FPS, 90_000)
         self.audio = PacedTrack("audio", clip.audio, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE)
         self.senders = [self.pc.addTrack(self.audio), self.pc.addTrack(self.video)]
+        _speak_in_levels(self.senders[0])
 
     async def connect(self, control: Control | JanusClient) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())

@@ -2,10 +2,13 @@
 
 import asyncio
 import re
+import struct
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCRtpTransceiver
 from aiortc.rtcdtlstransport import SRTP_PROFILES, RTCCertificate
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from certificates import self_signed
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from OpenSSL import SSL
@@ -289,3 +292,66 @@ async def test_every_peer_connection_keeps_consent_by_media() -> None:
         assert compat.authenticated_packets(dtls) == 0
     finally:
         await pc.close()
+
+
+# -- received header extensions (RFC 8285) -----------------------------------------------------
+
+
+def _configured(reader: HeaderExtensionsMap) -> HeaderExtensionsMap:
+    reader.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+        RTCRtpHeaderExtensionParameters(id=2, uri=compat.ABS_SEND_TIME_URI),
+        RTCRtpHeaderExtensionParameters(id=4, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+    ]))
+    return reader
+
+
+def _rtp(block: bytes) -> bytes:
+    return bytes([0x90, 111, 0, 1, 0, 0, 3, 192, 0, 0, 0, 9]) + bytes(
+        [0xBE, 0xDE, 0, len(block) // 4]) + block + b"opus"
+
+
+def test_the_ingress_reader_gives_the_receive_path_what_aiortcs_does() -> None:
+    # Chromium's audio: level (V=1, -5 dBov), abs-send-time, transport-cc, mid.
+    block = bytes([0x10, 0x85, 0x22, 0x01, 0x02, 0x03, 0x31, 0x00, 0x10, 0x40, ord("0"), 0])
+    ours = RtpPacket.parse(_rtp(block), _configured(compat.IngressExtensions()))
+    theirs = RtpPacket.parse(_rtp(block), _configured(HeaderExtensionsMap()))
+    assert ours.extensions.abs_send_time == theirs.extensions.abs_send_time == 0x010203
+    assert theirs.extensions.audio_level == (True, 5)
+    assert compat.received_audio_level(ours) == 0x85
+    assert compat.received_audio_level(theirs) == -1  # not ours: not trusted
+    assert ours.payload == theirs.payload == b"opus"
+
+
+def test_a_malformed_extension_costs_the_packet_its_level_not_the_connection() -> None:
+    # An audio level two bytes long: aiortc's reader raises struct.error, which its receive
+    # loop does not catch (the DTLS transport closes); ours reads no level and goes on.
+    block = bytes([0x11, 0x85, 0x00, 0x22, 0x01, 0x02, 0x03, 0x00])
+    with pytest.raises(struct.error):
+        RtpPacket.parse(_rtp(block), _configured(HeaderExtensionsMap()))
+    packet = RtpPacket.parse(_rtp(block), _configured(compat.IngressExtensions()))
+    assert compat.received_audio_level(packet) == -1
+    assert packet.extensions.abs_send_time == 0x010203
+    truncated = RtpPacket.parse(_rtp(bytes([0x10, 0x85, 0x2F, 0x01])),
+                                _configured(compat.IngressExtensions()))
+    assert compat.received_audio_level(truncated) == 0x85
+    assert truncated.extensions.abs_send_time is None
+
+
+async def test_every_transport_of_a_forwarding_connection_reads_with_the_ingress_reader(
+) -> None:
+    client, server = RTCPeerConnection(), compat.new_peer_connection(RTCConfiguration())
+    try:
+        client.addTransceiver("audio", direction="sendonly")
+        await client.setLocalDescription(await client.createOffer())
+        # aiortc offers the audio level on audio, and a forwarding node accepts it.
+        assert "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in client.localDescription.sdp
+        await server.setRemoteDescription(client.localDescription)
+        await server.setLocalDescription(await server.createAnswer())
+        assert "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in server.localDescription.sdp
+        [transceiver] = server.getTransceivers()
+        dtls = transceiver.receiver.transport
+        assert isinstance(dtls._rtp_header_extensions_map, compat.IngressExtensions)
+    finally:
+        await client.close()
+        await server.close()

@@ -289,3 +289,61 @@ def test_a_held_track_forwards_nothing_and_resumes_on_a_keyframe_without_a_gap()
     assert seen == [10, 11, 20, 21, 22]
     stream.release()  # releasing twice changes nothing
     assert [p.sequence_number for p in wire.packets][-1] == 503
+
+
+# -- the audio level (RFC 6464) ------------------------------------------------------------
+
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+
+
+class AudioWire(Wire):
+    """A subscriber that negotiated the audio level as id ``level_id`` and the mid as 4."""
+
+    def __init__(self, level_id: int) -> None:
+        super().__init__()
+        self.map.configure(RTCRtpParameters(headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=4, uri=MID_EXTENSION_URI),
+            RTCRtpHeaderExtensionParameters(id=level_id, uri=AUDIO_LEVEL_URI)]))
+
+
+def audio_downtrack(wire: Wire, level_id: int | None, ssrc: int = 7) -> DownTrack:
+    return DownTrack(kind="audio", clock_rate=48000, payload_type=111, ssrc=ssrc,
+                     send=wire.send, mid="0", mid_extension_id=4,
+                     audio_level_extension_id=level_id)
+
+
+def test_forwarded_audio_carries_the_publishers_level_in_each_subscribers_id() -> None:
+    stream = SourceStream(kind="audio", mime_type="audio/opus", clock_rate=48000)
+    one, other, neither = AudioWire(1), AudioWire(9), Wire()
+    stream.add(audio_downtrack(one, 1))
+    stream.add(audio_downtrack(other, 9))
+    stream.add(audio_downtrack(neither, None))  # did not negotiate it
+    assert len(stream.outbound_streams) == 3  # different bytes on the wire: one packet each
+    for seq, level in enumerate((0x80 | 12, 40, 127, -1)):
+        stream.on_packet(1, seq, seq * 960, False, b"opus", now_ms=seq * 20, audio_level=level)
+    for wire in (one, other):
+        assert [p.extensions.audio_level for p in wire.packets] == [
+            (True, 12), (False, 40), (False, 127), None]  # none when the publisher sent none
+        assert {p.extensions.mid for p in wire.packets} == {"0"}
+    assert [p.extensions.audio_level for p in neither.packets] == [None] * 4
+    assert [p.payload for p in neither.packets] == [b"opus"] * 4
+
+
+def test_video_never_gets_an_audio_level_slot() -> None:
+    wire = Wire()
+    downtrack = video_downtrack(wire, audio_level_extension_id=2)
+    assert downtrack.audio_level_id is None
+    assert downtrack.new_outbound().template.audio_level_at == 0
+
+
+def test_the_loudest_level_since_the_last_look_is_kept_for_speaker_detection() -> None:
+    stream = SourceStream(kind="audio", mime_type="audio/opus", clock_rate=48000)
+    assert stream.take_audio_level() == -1  # nothing received
+    for seq, level in enumerate((60, 0x80 | 25, 127, -1, 50)):
+        stream.on_packet(1, seq, seq * 960, False, b"opus", now_ms=seq * 20, audio_level=level)
+    assert stream.take_audio_level() == 25  # the V flag is not part of the level
+    assert stream.take_audio_level() == -1  # taken: nothing new since
+    stream.on_packet(1, 9, 9 * 960, False, b"opus", now_ms=180)  # no level
+    assert stream.take_audio_level() == -1
+    stream.on_packet(1, 10, 10 * 960, False, b"opus", now_ms=200, audio_level=127)
+    assert stream.take_audio_level() == 127

@@ -4,8 +4,13 @@ from typing import Any
 import pytest
 
 from sfu.rtp import (
+    AUDIO_LEVEL_SILENCE,
+    ONE_BYTE_EXTENSION_PROFILE,
     RTP_HEADER_SIZE,
+    TWO_BYTE_EXTENSION_PROFILE,
     RtpHeaderTemplate,
+    audio_level,
+    extension_value_at,
     one_byte_extensions,
     rtx_payload,
     seq_add,
@@ -208,6 +213,130 @@ def test_template_round_trip_through_aiortc() -> None:
         payload_type=111, marker=0, sequence_number=9, timestamp=960, ssrc=77, payload=b"opus"
     ).serialize()
     assert ours == theirs
+
+
+# --- reading one element of an extension block (RFC 8285), the audio level (RFC 6464) ---
+
+# What Chromium sends on audio: audio level (id 1), abs-send-time (2), transport-cc (3), mid (4).
+CHROMIUM_AUDIO_BLOCK = bytes([0x10, 0x85, 0x22, 0x01, 0x02, 0x03, 0x31, 0x00, 0x10, 0x40,
+                              ord("0"), 0x00])
+
+
+def test_an_element_is_found_among_others_in_the_one_byte_form() -> None:
+    block = CHROMIUM_AUDIO_BLOCK
+    assert extension_value_at(ONE_BYTE_EXTENSION_PROFILE, block, 1, 1) == 1
+    assert extension_value_at(ONE_BYTE_EXTENSION_PROFILE, block, 2, 3) == 3
+    assert extension_value_at(ONE_BYTE_EXTENSION_PROFILE, block, 4, 1) == 10
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, block, 1) == 0x85  # V=1, -5 dBov
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, bytearray(block), 1) == 0x85
+
+
+def test_an_absent_element_or_one_of_another_length_is_minus_one() -> None:
+    block = CHROMIUM_AUDIO_BLOCK
+    assert extension_value_at(ONE_BYTE_EXTENSION_PROFILE, block, 5, 1) == -1  # absent
+    assert extension_value_at(ONE_BYTE_EXTENSION_PROFILE, block, 2, 1) == -1  # 3 bytes long
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, block, 3) == -1  # transport-cc: 2 bytes
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, b"", 1) == -1
+    # A profile that is neither RFC 8285 form (RFC 3550 §5.3.1 leaves it to the profile).
+    assert audio_level(0xABCD, block, 1) == -1
+
+
+def test_padding_bytes_before_between_and_after_elements_are_skipped() -> None:
+    # RFC 8285 §4.1: padding (0) may sit before, between and after elements.
+    block = bytes([0x00, 0x00, 0x22, 9, 9, 9, 0x00, 0x10, 0x7F, 0x00, 0x00, 0x00])
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, block, 1) == AUDIO_LEVEL_SILENCE
+    assert extension_value_at(ONE_BYTE_EXTENSION_PROFILE, block, 2, 3) == 3
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, bytes(8), 1) == -1  # all padding
+
+
+def test_id_15_ends_the_one_byte_block() -> None:
+    # RFC 8285 §4.2: at ID 15 processing stops; only elements before it count.
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, bytes([0xF0, 0x10, 0x30, 0]), 1) == -1
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, bytes([0x10, 0x30, 0xF0, 0]), 1) == 0x30
+
+
+@pytest.mark.parametrize("block", [
+    bytes([0x22, 1, 2]),  # abs-send-time cut short, the level would follow
+    bytes([0x10]),  # the level's header without its byte
+    bytes([0x2F, 1, 2, 3]),  # a 16-byte element in a 4-byte block
+    bytes([0x1F]),
+])
+def test_a_truncated_one_byte_block_yields_nothing_and_never_raises(block: bytes) -> None:
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, block, 1) == -1
+
+
+def test_an_element_after_a_truncated_one_is_not_invented() -> None:
+    # The mid claims 4 bytes where 2 are left: what follows cannot be trusted.
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, bytes([0x43, 0x61, 0x10, 0x22]), 1) == -1
+
+
+def test_the_two_byte_form_with_padding_and_an_empty_element() -> None:
+    # RFC 8285 §4.3: ID byte, length byte (0 allowed), padding 0 between elements; the low
+    # four bits of the profile ("appbits") are the application's.
+    block = bytes([0x00, 0x05, 0x00, 0x01, 0x01, 0x83, 0x00, 0x0F, 0x02, 0xAB, 0xCD, 0x00])
+    for profile in (TWO_BYTE_EXTENSION_PROFILE, TWO_BYTE_EXTENSION_PROFILE | 0x7):
+        assert audio_level(profile, block, 1) == 0x83
+        assert extension_value_at(profile, block, 15, 2) == 9  # ids past 14 are fine here
+        assert extension_value_at(profile, block, 5, 0) == 3
+    # A one-byte block read as two-byte (and back) finds nothing it should not.
+    assert audio_level(TWO_BYTE_EXTENSION_PROFILE, bytes([0x10, 0x85, 0, 0]), 0x10) == -1
+
+
+@pytest.mark.parametrize("block", [
+    bytes([0x01]),  # ID without its length byte
+    bytes([0x02, 0x05, 1, 2]),  # length past the end, the level would follow
+    bytes([0x01, 0x02, 0x83]),  # the level claims two bytes and has one
+])
+def test_a_truncated_two_byte_block_yields_nothing_and_never_raises(block: bytes) -> None:
+    assert audio_level(TWO_BYTE_EXTENSION_PROFILE, block, 1) == -1
+
+
+def test_an_audio_level_of_another_length_is_no_level() -> None:
+    # RFC 6464 §3: the level is one byte; anything else is not read as one.
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, bytes([0x11, 0x85, 0x00, 0]), 1) == -1
+    assert audio_level(TWO_BYTE_EXTENSION_PROFILE, bytes([0x01, 0x00, 0, 0]), 1) == -1
+
+
+# --- the audio level in outgoing packets ---
+
+
+def test_a_template_with_an_audio_level_slot_carries_each_packets_level() -> None:
+    block = one_byte_extensions([(2, bytes([AUDIO_LEVEL_SILENCE])), (4, b"0")])
+    tpl = RtpHeaderTemplate(payload_type=111, ssrc=7, extension_block=block, audio_level_id=2)
+    assert tpl.audio_level_at == RTP_HEADER_SIZE + 4 + 1
+    loud = parse_rtp(bytes(tpl.build(False, 1, 960, b"opus", 0x85)))
+    assert loud["ext"] == {2: b"\x85", 4: b"0"} and loud["payload"] == b"opus"
+    quiet = parse_rtp(bytes(tpl.build(False, 2, 1920, b"opus", 0x7F)))
+    assert quiet["ext"] == {2: b"\x7f", 4: b"0"}
+    # Without a level (the publisher sent none, a retransmission) the element is padding
+    # (RFC 8285 §4.1): the packet tells no level rather than a made-up one.
+    unknown = tpl.build(False, 3, 2880, b"opus")
+    assert parse_rtp(bytes(unknown))["ext"] == {4: b"0"}
+    assert unknown[16:18] == b"\x00\x00"
+    assert audio_level(ONE_BYTE_EXTENSION_PROFILE, unknown[16:20], 2) == -1
+
+
+def test_an_audio_level_slot_needs_its_element_in_the_block() -> None:
+    with pytest.raises(ValueError):
+        RtpHeaderTemplate(111, 7, one_byte_extensions([(4, b"0")]), audio_level_id=2)
+    plain = RtpHeaderTemplate(111, 7, one_byte_extensions([(4, b"0")]))
+    assert plain.build(False, 1, 1, b"x", 0x85) == plain.build(False, 1, 1, b"x")
+
+
+def test_aiortc_reads_the_level_we_write() -> None:
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+    from aiortc.rtp import HeaderExtensionsMap, RtpPacket
+
+    ext_map = HeaderExtensionsMap()
+    ext_map.configure(RTCRtpParameters(headerExtensions=[
+        RTCRtpHeaderExtensionParameters(id=2, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level"),
+        RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+    ]))
+    block = one_byte_extensions([(2, bytes([AUDIO_LEVEL_SILENCE])), (1, b"audio")])
+    tpl = RtpHeaderTemplate(111, 7, block, audio_level_id=2)
+    packet = RtpPacket.parse(bytes(tpl.build(True, 5, 960, b"opus", 0x80 | 30)), ext_map)
+    assert packet.extensions.audio_level == (True, 30)
+    assert packet.extensions.mid == "audio"
 
 
 # --- RTX (RFC 4588 §4) ---

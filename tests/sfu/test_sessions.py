@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
+from tone import ToneTrack
 
 from sfu.codecs import CodecFormat
 from sfu.sessions import Publisher, SdpError, Sfu, Subscriber
@@ -351,3 +353,40 @@ async def test_lost_packets_are_repaired_from_the_history(sfu: Sfu, clients: Cli
     receiver_stats = await viewer.pc.getReceivers()[0].getStats()
     inbound = next(s for s in receiver_stats.values() if s.type == "inbound-rtp")
     assert inbound.packetsLost <= 2  # repaired: nothing stays missing
+
+
+async def test_the_publishers_audio_level_reaches_subscribers_in_their_header_extension(
+    sfu: Sfu, clients: Clients
+) -> None:
+    # RFC 6464: aiortc's sender writes the level of what it encodes when it was negotiated,
+    # as browsers do; the SFU reads it on ingress and writes it into each forwarded packet.
+    pc = clients.pc()
+    microphone = ToneTrack(speaking=True)
+    pc.addTransceiver(microphone, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    publisher = sfu.room("r").publisher("alice")
+    answer = await publisher.answer(pc.localDescription.sdp)
+    assert re.search(r"a=extmap:\d+ urn:ietf:params:rtp-hdrext:ssrc-audio-level", answer)
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    viewer = Viewer(sfu, clients)
+    offer = await viewer.subscriber.create_offer()
+    assert offer is not None and "urn:ietf:params:rtp-hdrext:ssrc-audio-level" in offer
+    await viewer._answer(offer)
+    [receiver] = viewer.pc.getReceivers()
+    levels: list[object] = []
+    handle = receiver._handle_rtp_packet
+
+    async def note_level(packet: RtpPacket, arrival_time_ms: int) -> None:
+        levels.append(packet.extensions.audio_level)
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = note_level  # type: ignore[method-assign]
+    await viewer.wait_frames("audio", 10)
+    [publication] = publisher.publications.values()
+    assert publication.stream.take_audio_level() in range(12, 19)  # about -15 dBov
+    microphone.speaking = False
+    async with asyncio.timeout(5):
+        while (False, 127) not in levels:
+            await asyncio.sleep(0.02)
+    loud = {(False, level) for level in range(12, 19)}
+    assert loud & set(levels) and set(levels) <= loud | {(False, 127)}
