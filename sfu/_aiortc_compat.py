@@ -7,9 +7,12 @@ new aiortc changes them. aiortc is pinned to an exact version in pyproject.toml 
 
 What is used, and why:
 
-- ``RTCRtpReceiver._handle_rtp_packet`` is wrapped per instance: the SFU sees each incoming
-  packet (after SRTP unprotect and parsing) and fans it out, then the original runs so that
-  receiver reports, NACKs and REMB keep flowing upstream to the publisher.
+- ``RTCRtpReceiver._handle_rtp_packet`` is replaced per instance: the SFU sees each incoming
+  packet (after SRTP unprotect and parsing) and fans it out, then a forward-only copy of
+  aiortc's receive path keeps receiver reports, NACKs and REMB flowing upstream to the
+  publisher, from the receiver's private ``__codecs``, ``__remote_streams``, ``__rtx_ssrc``,
+  ``__remote_bitrate_estimator``, ``__nack_generator`` and ``__rtcp_ssrc`` and its
+  ``_send_rtcp``/``_send_rtcp_nack``; no depacketizer, jitter buffer or decoder queue.
 - ``RTCRtpReceiver.__stop_decoder``: a forwarding receiver must not decode; aiortc starts a
   decoder thread in ``receive()``, which we stop on the first packet.
 - ``RTCRtpReceiver._handle_rtcp_packet`` is wrapped to read the publisher's sender reports.
@@ -46,6 +49,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
+import inspect
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -69,7 +74,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters, RTCRtpParameters
+from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import (
+    RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
@@ -79,6 +86,7 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
+    pack_remb_fci,
     unwrap_rtx,
 )
 from aiortc.sdp import SessionDescription
@@ -132,10 +140,17 @@ INGRESS_EXTENSION_FIELDS = frozenset({"abs_send_time", "audio_level"})
 
 _srtp_protect = _srtp_lib.srtp_protect
 
-# Incoming packet: (parsed packet, arrival time in ms) -> None, called synchronously.
-IngressCallback = Callable[[RtpPacket, int], None]
+# Incoming packet: (parsed packet, arrival time in ms) -> the packet as forwarded (the same
+# one, or a retransmission unwrapped), or None when it was not forwarded; called synchronously.
+IngressCallback = Callable[[RtpPacket, int], RtpPacket | None]
 # Publisher sender report: (ssrc, 64-bit NTP time, RTP timestamp).
 SenderReportCallback = Callable[[int, int, int], None]
+
+# aiortc 1.16's receive path (RTCRtpReceiver._handle_rtp_packet), which _forward_only_receive
+# mirrors minus the decoding: when aiortc changes it, read the new one and mirror it again.
+RECEIVE_PATH_DIGEST = "4e54983d021a6336d80c29490f82f9a6dd531c0d3179b2daed818120c5ece238"
+_RECEIVER_FIELDS = ("codecs", "remote_streams", "rtx_ssrc", "remote_bitrate_estimator",
+                    "nack_generator", "rtcp_ssrc")
 
 _SENDER_SR_FIELDS = (
     "_RTCRtpSender__ntp_timestamp",
@@ -158,6 +173,15 @@ def check_internals() -> list[str]:
     need(RTCRtpReceiver, "_send_rtcp_pli")
     need(RTCRtpReceiver, "_set_rtcp_ssrc")
     need(RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder")
+    need(RTCRtpReceiver, "_send_rtcp")
+    need(RTCRtpReceiver, "_send_rtcp_nack")
+    receiver_init = RTCRtpReceiver.__init__.__code__.co_names
+    for name in ("_enabled", *(f"_RTCRtpReceiver__{field}" for field in _RECEIVER_FIELDS)):
+        if name not in receiver_init:
+            missing.append(f"RTCRtpReceiver.{name}")
+    source = inspect.getsource(RTCRtpReceiver._handle_rtp_packet).encode()
+    if hashlib.sha256(source).hexdigest() != RECEIVE_PATH_DIGEST:
+        missing.append("RTCRtpReceiver._handle_rtp_packet as _forward_only_receive mirrors it")
     need(RTCRtpSender, "_handle_rtcp_packet")
     need(RTCRtpSender, "_run_rtp")
     need(RTCDtlsTransport, "_send_rtp")
@@ -484,25 +508,26 @@ def install_ingress_hook(
     on_sender_report: SenderReportCallback,
     yield_every: Callable[[], bool] | None = None,
 ) -> None:
-    """Route every packet the receiver gets through ``on_packet`` before aiortc's own handling.
+    """Route every packet the receiver gets through ``on_packet``, then do only what a
+    forwarder needs of aiortc's receive path (:func:`_forward_only_receive`).
 
     The decoder thread is stopped on the first packet: aiortc starts it after the connection
     reports "connected", so stopping earlier would be undone. ``yield_every`` returning True
     makes the hook give the event loop a turn after fanning out, so that a burst (a keyframe
     of a hundred packets to many subscribers) cannot stall signalling.
     """
-    original_rtp = receiver._handle_rtp_packet
     original_rtcp = receiver._handle_rtcp_packet
     stop_decoder: Callable[[], None] = receiver._RTCRtpReceiver__stop_decoder  # type: ignore[attr-defined]
     decoder_stopped = False
+    receive = _forward_only_receive(receiver)
 
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
         nonlocal decoder_stopped
         if not decoder_stopped:
             decoder_stopped = True
             stop_decoder()
-        on_packet(packet, arrival_time_ms)
-        await original_rtp(packet, arrival_time_ms)
+        forwarded = on_packet(packet, arrival_time_ms)
+        await receive(packet, forwarded, arrival_time_ms)
         if yield_every is not None and yield_every():
             await asyncio.sleep(0)
 
@@ -514,6 +539,67 @@ def install_ingress_hook(
 
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+
+
+ForwardOnlyReceive = Callable[[RtpPacket, RtpPacket | None, int], Awaitable[None]]
+
+
+def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
+    """aiortc's ``RTCRtpReceiver._handle_rtp_packet`` without what only a decoder needs.
+
+    Kept, in aiortc's order: the bandwidth estimate from abs-send-time (REMB to the publisher),
+    the per-SSRC statistics its receiver reports are made of, RTX unwrapping (done once: the
+    SFU's own unwrapped packet is reused when it has one) and NACKs for what went missing.
+    Left out: the depacketizer, the jitter buffer (one frame of buffering per packet, and
+    PLIs of its own that would bypass :class:`sfu.keyframes.PliThrottle`), the decoder queue
+    and ``getSynchronizationSources``' bookkeeping. :data:`RECEIVE_PATH_DIGEST` pins the
+    method this mirrors.
+    """
+    private = "_RTCRtpReceiver__"
+    codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, private + "codecs")
+    streams: dict[int, Any] = getattr(receiver, private + "remote_streams")
+    rtx_ssrcs: dict[int, int] = getattr(receiver, private + "rtx_ssrc")
+    estimator = getattr(receiver, private + "remote_bitrate_estimator")
+    nacks = getattr(receiver, private + "nack_generator")
+
+    async def receive(packet: RtpPacket, forwarded: RtpPacket | None,
+                      arrival_time_ms: int) -> None:
+        if not receiver._enabled:
+            return
+        if estimator is not None:
+            abs_send_time = packet.extensions.abs_send_time
+            if abs_send_time is not None:
+                remb = estimator.add(
+                    abs_send_time=abs_send_time, arrival_time_ms=arrival_time_ms,
+                    payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
+                rtcp_ssrc = getattr(receiver, private + "rtcp_ssrc")
+                if rtcp_ssrc is not None and remb is not None:
+                    await receiver._send_rtcp(RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                        fci=pack_remb_fci(*remb)))
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        statistics = streams.get(packet.ssrc)
+        if statistics is None:
+            statistics = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        statistics.add(packet)
+        if nacks is None:
+            return  # audio: nothing more to keep
+        if _is_rtx(codec):
+            if forwarded is not None and forwarded is not packet:
+                packet = forwarded  # the SFU unwrapped it already
+            else:
+                original_ssrc = rtx_ssrcs.get(packet.ssrc)
+                apt = codec.parameters.get("apt")
+                if (original_ssrc is None or len(packet.payload) < 2
+                        or not isinstance(apt, int) or apt not in codecs):
+                    return
+                packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+        if nacks.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+
+    return receive
 
 
 def unwrap_retransmission(packet: RtpPacket, apt: int, ssrc: int) -> RtpPacket:

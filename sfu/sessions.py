@@ -263,17 +263,19 @@ class Publication:
             receiver, self._on_rtp, self._on_sender_report, stream.take_yield_turn
         )
 
-    def _on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+    def _on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> RtpPacket | None:
+        """Forward one incoming packet; returns it as forwarded (a retransmission unwrapped),
+        or None when it is not forwarded."""
         payload_type = packet.payload_type
         if payload_type == self._rtx_payload_type:
             if len(packet.payload) <= 2 or self.stream.ssrc is None:
-                return  # RTX padding used for bandwidth probing
+                return None  # RTX padding used for bandwidth probing
             packet = compat.unwrap_retransmission(packet, self._payload_type, self.stream.ssrc)
         elif payload_type != self._payload_type:
-            return
+            return None
         payload = packet.payload
         if not payload:
-            return  # padding-only probe
+            return None  # padding-only probe
         stream = self.stream
         new_source = packet.ssrc != stream.ssrc and stream.ssrc is not None
         stream.on_packet(
@@ -282,6 +284,7 @@ class Publication:
         )
         if new_source and stream.needs_keyframe():
             self.request_keyframe()  # the subscribers now wait for the new source's keyframe
+        return packet
 
     def _on_sender_report(self, ssrc: int, ntp: int, rtp_timestamp: int) -> None:
         if ssrc == self.stream.ssrc:

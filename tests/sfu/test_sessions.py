@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpRrPacket, RtcpRtpfbPacket, RtpPacket
 from aiortc.sdp import SessionDescription
 from tone import ToneTrack
 
@@ -390,3 +390,47 @@ async def test_the_publishers_audio_level_reaches_subscribers_in_their_header_ex
             await asyncio.sleep(0.02)
     loud = {(False, level) for level in range(12, 19)}
     assert loud & set(levels) and set(levels) <= loud | {(False, 127)}
+
+
+async def test_upstream_loss_is_nacked_and_reported_without_aiortcs_decoding_path(
+    sfu: Sfu, clients: Clients
+) -> None:
+    """The forward-only receive path: a publisher whose packets go missing on the way in gets
+    NACKs and receiver reports back; the receiver's jitter buffer never sees a packet."""
+    pc, publisher = await publish(sfu, clients, audio=False)
+    viewer = Viewer(sfu, clients)
+    await viewer.start()
+    await viewer.wait_frames("video", 5)
+    video = next(iter(publisher.publications.values()))
+    (sender,) = pc.getSenders()
+    transport = sender.transport
+    original_send = transport._send_rtp
+    sent = 0
+    dropped: set[int] = set()
+
+    async def send_most(data: bytes) -> None:
+        nonlocal sent
+        if data[1] & 0x7F == video.payload_type:  # media, not RTX nor RTCP
+            sent += 1
+            if sent % 25 == 0:
+                dropped.add(int.from_bytes(data[2:4], "big"))
+                return
+        await original_send(data)
+
+    feedback: list[object] = []
+    original_rtcp = sender._handle_rtcp_packet
+
+    async def record_rtcp(packet: object) -> None:
+        feedback.append(packet)
+        await original_rtcp(packet)  # type: ignore[arg-type]
+
+    transport._send_rtp = send_most  # type: ignore[method-assign]
+    sender._handle_rtcp_packet = record_rtcp  # type: ignore[method-assign]
+    await viewer.wait_frames("video", 60)
+    nacked = {seq for packet in feedback if isinstance(packet, RtcpRtpfbPacket)
+              for seq in packet.lost}
+    assert dropped and nacked & dropped, (sorted(dropped), sorted(nacked))
+    assert any(isinstance(packet, RtcpRrPacket) for packet in feedback)
+    assert video.receiver is not None
+    jitter_buffer = video.receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    assert jitter_buffer._origin is None  # nothing was depacketized or buffered
