@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -665,17 +665,12 @@ class Receiver:
         return len(self.video_ssrcs) >= max(1, len(self.sources))
 
 
-class Sender:
-    """A publisher: pre-encoded VP8 + Opus, paced in real time, from ``offset`` seconds into
-    the clip."""
+class Publishing:
+    """A publisher's peer connection: it publishes and counts the RTP packets it has sent."""
 
-    def __init__(self, clip: Clip, name: str = "publisher", offset: float = 0.0) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
         self.pc = RTCPeerConnection(rtc_configuration())
-        self.video = PacedTrack("video", clip.video, 1 / FPS, 90_000, round(offset * FPS))
-        self.audio = PacedTrack("audio", clip.audio, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE,
-                                round(offset * AUDIO_RATE / AUDIO_FRAME))
-        self.senders = [self.pc.addTrack(self.audio), self.pc.addTrack(self.video)]
 
     async def connect(self, control: Control | JanusClient, **args: Any) -> dict[str, Any]:
         """Publish (``args``: more for the publish request); the server's reply."""
@@ -683,6 +678,27 @@ class Sender:
         reply = await control.call("publish", sdp=self.pc.localDescription.sdp, **args)
         await self.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         return reply
+
+    @property
+    def sent(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def octets(self) -> int:
+        """Payload bytes sent."""
+        raise NotImplementedError
+
+
+class Sender(Publishing):
+    """A publisher through aiortc's own sender: pre-encoded VP8 + Opus, paced in real time,
+    from ``offset`` seconds into the clip."""
+
+    def __init__(self, clip: Clip, name: str = "publisher", offset: float = 0.0) -> None:
+        super().__init__(name)
+        self.video = PacedTrack("video", clip.video, 1 / FPS, 90_000, round(offset * FPS))
+        self.audio = PacedTrack("audio", clip.audio, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE,
+                                round(offset * AUDIO_RATE / AUDIO_FRAME))
+        self.senders = [self.pc.addTrack(self.audio), self.pc.addTrack(self.video)]
 
     @property
     def sent(self) -> int:
@@ -751,7 +767,7 @@ class Snapshot:
 
 
 async def snapshot(
-    control: Control | JanusClient, senders: list[Sender], receivers: list[Receiver]
+    control: Control | JanusClient, senders: Sequence[Publishing], receivers: list[Receiver]
 ) -> Snapshot:
     sfu = await control.call("stats")
     sent = {s.name: s.sent for s in senders}
@@ -812,7 +828,7 @@ def report(label: str, a: Snapshot, b: Snapshot, relay: bool) -> dict[str, Any]:
 
 
 async def measure(
-    label: str, control: Control | JanusClient, senders: list[Sender],
+    label: str, control: Control | JanusClient, senders: Sequence[Publishing],
     receivers: list[Receiver], seconds: float, relay: bool = False,
 ) -> dict[str, Any]:
     a = await snapshot(control, senders, receivers)

@@ -45,23 +45,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fractions
 import os
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
+import av
 import uvloop
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpSender
+from aiortc.codecs.vpx import Vp8Encoder
 from bench_fanout import (
+    AUDIO_FRAME,
+    AUDIO_RATE,
     CLIP_SECONDS,
     CONNECT_CONCURRENCY,
+    FPS,
     WARMUP_TIMEOUT,
     Clip,
     Control,
     JanusClient,
     JanusServer,
+    Publishing,
     Receiver,
-    Sender,
     SfuProcess,
     close_all,
     compare,
@@ -74,14 +82,18 @@ from bench_fanout import (
 )
 from benchutil import gather_bounded
 
-if TYPE_CHECKING:
-    from sfu.sessions import Sfu, Subscriber
+from sfu import _aiortc_compat as compat
+from sfu.forwarding import MID_EXTENSION_URI
+from sfu.rtp import RTP_HEADER_SIZE, RtpHeaderTemplate, one_byte_extensions
+from sfu.sessions import Publication, Sfu, Subscriber, ntp_now
 
 PARTICIPANTS = 4
 WIDTH, HEIGHT = 640, 360
 VIDEO_BITRATE = 600_000
 FIRST_ROOM = 1000  # Janus room ids are numbers: the meetings are FIRST_ROOM, FIRST_ROOM + 1, ...
 RUN_TIMEOUT = 900.0
+VIDEO_CLOCK = 90_000
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 
 class MeetingBackend:
@@ -89,11 +101,16 @@ class MeetingBackend:
     subscriber connection per participant (``subscribe``, ``subscribe-answer``)."""
 
     def __init__(self) -> None:
-        from sfu.sessions import Sfu
-
-        self.sfu: Sfu = Sfu()
+        self.sfu = Sfu(events=self)
         self.subscribers: dict[tuple[str, str], Subscriber] = {}
         self.renegotiations = 0
+        self.received_by_unpublished = 0  # so that "ingress" never goes down
+
+    async def track_published(self, publication: Publication) -> None:
+        return None
+
+    async def track_unpublished(self, publication: Publication) -> None:
+        self.received_by_unpublished += publication.stream.received
 
     async def _renegotiate(self, subscriber: Subscriber) -> None:
         # Everyone publishes before anyone subscribes: the first offer has every track.
@@ -118,29 +135,192 @@ class MeetingBackend:
                    for (room, identity), s in self.subscribers.items()}
         stats = self.sfu.stats()
         return {"forwarded": sum(per_sub.values()), "per_sub": per_sub,
-                "ingress": stats["packets_received"], "send_failures": stats["send_failures"],
+                "ingress": stats["packets_received"] + self.received_by_unpublished,
+                "send_failures": stats["send_failures"],
                 "renegotiations": self.renegotiations}
 
     async def close(self) -> None:
         await self.sfu.close()
 
 
-async def connected(pcs: list[RTCPeerConnection]) -> None:
+@dataclass(frozen=True)
+class ClipPackets:
+    """The clip as RTP payloads, packetized once: per video frame its VP8 payloads (aiortc's
+    packetizer, payload descriptor included), per 20 ms one Opus packet."""
+
+    video: list[list[bytes]]
+    audio: list[list[bytes]]
+
+    @property
+    def pps(self) -> float:
+        """Packets a second of one publisher."""
+        return sum(len(f) for f in [*self.video, *self.audio]) / CLIP_SECONDS
+
+    @classmethod
+    def of(cls, clip: Clip) -> ClipPackets:
+        vp8 = Vp8Encoder()
+        video = []
+        for i, frame in enumerate(clip.video):
+            packet = av.Packet(frame)
+            packet.pts, packet.time_base = i, fractions.Fraction(1, FPS)
+            video.append(vp8.pack(packet)[0])
+        return cls(video, [[frame] for frame in clip.audio])
+
+
+@dataclass(slots=True, eq=False)
+class _Outgoing:
+    """One of a publisher's tracks on the wire."""
+
+    frames: list[list[bytes]]
+    first: int  # the clip's frame this track starts with
+    ticks: int  # RTP clock ticks per frame
+    sender: RTCRtpSender
+    template: RtpHeaderTemplate
+    sink: compat.SrtpSink
+    abs_send_time_at: int  # offset of the abs-send-time value in every packet (0: none)
+    sequence_number: int = field(default_factory=lambda: random.getrandbits(16))
+    timestamp_base: int = field(default_factory=lambda: random.getrandbits(32))
+    timestamp: int = 0
+    packets: int = 0
+    octets: int = 0
+
+
+class Publisher(Publishing):
+    """A participant's sending connection, negotiated by aiortc like any other (one Opus and
+    one VP8 track, its own SSRCs, the mid and abs-send-time header extensions), whose packets
+    do not go through aiortc's sender: :func:`pace` sends them, built from the packetized clip
+    with ``sfu.rtp``'s header template and protected and sent by ``sfu``'s ``SrtpSink``
+    (synchronous, as the SFU itself sends). aiortc's per-track send loop costs the load about
+    100 µs a packet, which would saturate its core from about 7 meetings on."""
+
+    def __init__(self, name: str, packets: ClipPackets, offset: float) -> None:
+        super().__init__(name)
+        self.packets = packets
+        self.offset = offset
+        self.senders = [self.pc.addTrack(compat.IdleTrack(kind, f"{name}/{kind}"))
+                        for kind in ("audio", "video")]
+        self.tracks: dict[str, _Outgoing] | None = None
+
+    def _ready(self) -> dict[str, _Outgoing] | None:
+        """The outgoing tracks once the connection can carry them."""
+        tracks = {}
+        for transceiver in self.pc.getTransceivers():
+            negotiated = compat.negotiated_stream(transceiver)
+            sink = compat.SrtpSink(transceiver.sender.transport)
+            if negotiated is None or negotiated.mid is None or not sink.ready:
+                return None
+            # What aiortc's sender writes: the mid, and abs-send-time where negotiated (video).
+            ids = negotiated.extension_ids
+            mid = negotiated.mid.encode()
+            extensions = [(ids[MID_EXTENSION_URI], mid)]
+            if ABS_SEND_TIME_URI in ids:
+                extensions.append((ids[ABS_SEND_TIME_URI], bytes(3)))
+            audio = transceiver.kind == "audio"
+            frames = self.packets.audio if audio else self.packets.video
+            tracks[transceiver.kind] = _Outgoing(
+                frames=frames,
+                first=round(self.offset * (AUDIO_RATE / AUDIO_FRAME if audio else FPS)),
+                ticks=AUDIO_FRAME if audio else VIDEO_CLOCK // FPS,
+                sender=transceiver.sender,
+                template=RtpHeaderTemplate(negotiated.payload_type, negotiated.ssrc,
+                                           one_byte_extensions(extensions)),
+                sink=sink,
+                # fixed header, extension header, mid's element, abs-send-time's id byte
+                abs_send_time_at=(RTP_HEADER_SIZE + 4 + 1 + len(mid) + 1
+                                  if len(extensions) > 1 else 0),
+            )
+        return tracks
+
+    def send(self, kind: str, tick: int, abs_send_time: bytes) -> None:
+        """The frame of clock tick ``tick``."""
+        tracks = self.tracks
+        if tracks is None:
+            tracks = self.tracks = self._ready()
+            if tracks is None:
+                return
+        track = tracks[kind]
+        payloads = track.frames[(track.first + tick) % len(track.frames)]
+        timestamp = track.timestamp = track.timestamp_base + tick * track.ticks
+        last = len(payloads) - 1
+        at = track.abs_send_time_at
+        for i, payload in enumerate(payloads):
+            packet = track.template.build(i == last, track.sequence_number, timestamp, payload)
+            if at:
+                packet[at:at + 3] = abs_send_time
+            track.sequence_number += 1
+            if track.sink.send(packet):
+                track.packets += 1
+                track.octets += len(payload)
+
+    def report(self) -> None:
+        """Counters for aiortc's own sender reports (its RTCP loop sends them)."""
+        ntp = ntp_now()
+        for track in (self.tracks or {}).values():
+            compat.set_sender_report(track.sender, ntp, track.timestamp & 0xFFFFFFFF,
+                                     track.packets, track.octets)
+
+    @property
+    def sent(self) -> int:
+        return sum(t.packets for t in (self.tracks or {}).values())
+
+    @property
+    def octets(self) -> int:
+        return sum(t.octets for t in (self.tracks or {}).values())
+
+
+async def pace(publishers: list[Publisher]) -> None:
+    """Every publisher's next Opus packet each 20 ms and next video frame each 1/30 s, from
+    one task (a task and a timer per track cost the load more than the packets). Behind time,
+    it catches up, yielding to the event loop between ticks."""
+    start = time.monotonic()
+    audio = video = 0
+    next_report = start + 1.0
+    while True:
+        due_audio = start + audio * AUDIO_FRAME / AUDIO_RATE
+        due_video = start + video / FPS
+        now = time.monotonic()
+        await asyncio.sleep(max(0.0, min(due_audio, due_video) - now))
+        # RFC 5450 abs-send-time: 6.18 fixed-point seconds, 24 bits (NTP time >> 14).
+        abs_send_time = ((ntp_now() >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        if due_audio <= due_video:
+            for publisher in publishers:
+                publisher.send("audio", audio, abs_send_time)
+            audio += 1
+        else:
+            for publisher in publishers:
+                publisher.send("video", video, abs_send_time)
+            video += 1
+        if now >= next_report:
+            next_report += 1.0
+            for publisher in publishers:
+                publisher.report()
+
+
+async def settle(pcs: list[RTCPeerConnection]) -> None:
+    """Until every connection is up, or none is still connecting (at most WARMUP_TIMEOUT)."""
     deadline = time.monotonic() + WARMUP_TIMEOUT
-    while any(pc.connectionState != "connected" for pc in pcs):
-        if time.monotonic() > deadline:
-            raise TimeoutError("publishers did not connect")
+    while time.monotonic() < deadline and any(
+            pc.connectionState in ("new", "connecting") for pc in pcs):
         await asyncio.sleep(0.05)
 
 
+def up(pcs: list[RTCPeerConnection]) -> int:
+    return sum(1 for pc in pcs if pc.connectionState == "connected")
+
+
 async def run_meetings(
-    label: str, server: Control | JanusClient, clip: Clip, meetings: int, seconds: float,
+    label: str, server: Control | JanusClient, packets: ClipPackets, meetings: int,
+    seconds: float,
 ) -> dict[str, Any]:
-    """Publish every participant, then subscribe each to the other three; measure."""
+    """Publish every participant, then subscribe each to the other three; measure.
+
+    A server that cannot keep up loses connections (ICE consent expires): what failed or went
+    down is counted and the window measured all the same."""
     janus = server if isinstance(server, JanusClient) else None
     rng = random.Random(meetings)  # the same clip offsets for both servers
     people = [(FIRST_ROOM + m, f"p{p}") for m in range(meetings) for p in range(PARTICIPANTS)]
-    senders = {f"{room}/{who}": Sender(clip, f"{room}/{who}", rng.uniform(0, CLIP_SECONDS))
+    senders = {f"{room}/{who}": Publisher(f"{room}/{who}", packets,
+                                          rng.uniform(0, CLIP_SECONDS))
                for room, who in people}
     receivers = {
         (room, who): Receiver(f"{room}/{who}", sources=tuple(
@@ -148,25 +328,36 @@ async def run_meetings(
             if other_room == room and other != who))
         for room, who in people
     }
+    publishers = [s.pc for s in senders.values()]
+    subscribers = [r.pc for r in receivers.values()]
     feeds: dict[str, int] = {}
-    started = time.monotonic()
+    failures: Counter[str] = Counter()
 
     async def publish(room: int, who: str) -> None:
         name = f"{room}/{who}"
-        reply = await senders[name].connect(server, room=room, identity=who)
+        try:
+            reply = await senders[name].connect(server, room=room, identity=who)
+        except Exception as exc:
+            failures[f"publish: {exc}"[:120]] += 1
+            return
         if janus is not None:
             feeds[name] = int(reply["feed"])
 
     async def subscribe(room: int, who: str) -> None:
         receiver = receivers[room, who]
-        if janus is not None:
-            await receiver.connect_janus(janus, room, [feeds[s] for s in receiver.sources])
-            return
-        assert isinstance(server, Control)
-        offer = await server.call("subscribe", room=room, identity=who)
-        answer = await receiver.answer(offer["sdp"])
-        await server.call("subscribe-answer", room=room, identity=who, sdp=answer)
+        try:
+            if janus is not None:
+                await receiver.connect_janus(janus, room, [feeds[s] for s in receiver.sources])
+                return
+            assert isinstance(server, Control)
+            offer = await server.call("subscribe", room=room, identity=who)
+            answer = await receiver.answer(offer["sdp"])
+            await server.call("subscribe-answer", room=room, identity=who, sdp=answer)
+        except Exception as exc:
+            failures[f"subscribe: {exc!r}"[:120]] += 1
 
+    started = time.monotonic()
+    pacer = asyncio.ensure_future(pace(list(senders.values())))
     try:
         if janus is not None:
             janus.receivers = list(receivers.values())
@@ -174,15 +365,20 @@ async def run_meetings(
                 await janus.create_room(FIRST_ROOM + m, PARTICIPANTS)
         await gather_bounded((publish(*p) for p in people), CONNECT_CONCURRENCY)
         # Janus offers a feed to subscribers once its publisher's connection is up.
-        await connected([s.pc for s in senders.values()])
+        await settle(publishers)
         await gather_bounded((subscribe(*p) for p in people), CONNECT_CONCURRENCY)
         connect_s = time.monotonic() - started
         with_video = await warm_up(list(receivers.values()))
+        if pacer.done():
+            pacer.result()  # raises what stopped it
         if janus is not None:
             janus.hangups.clear()
+        before = up(publishers), up(subscribers)
         result = await measure(label, server, list(senders.values()),
                                list(receivers.values()), seconds)
         # Before the connections close (and the rooms change):
+        result["connected_publishers"] = [*before[:1], up(publishers)]
+        result["connected_subscribers"] = [*before[1:], up(subscribers)]
         if janus is None:
             counters = await server.call("stats")
             result["send_failures"] = counters["send_failures"]
@@ -192,9 +388,9 @@ async def run_meetings(
             if janus.hangups:  # during the window: peer connections that failed
                 result["hangups"] = janus.hangups[:5]
     finally:
-        await close_all([*(s.pc for s in senders.values()),
-                         *(r.pc for r in receivers.values())])
-    nominal = len(people) * clip.describe()["total_pps"]
+        pacer.cancel()
+        await close_all([*publishers, *subscribers])
+    nominal = len(people) * packets.pps
     line: dict[str, Any] = {
         "sfu": label, "meetings": meetings, "participants": len(people),
         "incoming_pps": result["publisher_pps"],
@@ -204,18 +400,21 @@ async def run_meetings(
         "receiving_all_video": with_video,
         "connect_s": round(connect_s, 1),
     }
+    if failures:
+        line["failures"] = dict(failures.most_common(5))
     return line
 
 
-async def fairwire(clip: Clip, meetings: int, seconds: float, cpu: int) -> dict[str, Any]:
+async def fairwire(packets: ClipPackets, meetings: int, seconds: float, cpu: int
+                   ) -> dict[str, Any]:
     async with SfuProcess("meetings", cpu, script=__file__) as control:
-        return await run_meetings("fairwire", control, clip, meetings, seconds)
+        return await run_meetings("fairwire", control, packets, meetings, seconds)
 
 
-async def janus(clip: Clip, meetings: int, seconds: float, cpu: int, event_loops: int | None
-                ) -> dict[str, Any]:
+async def janus(packets: ClipPackets, meetings: int, seconds: float, cpu: int,
+                event_loops: int | None) -> dict[str, Any]:
     async with JanusServer(cpu, event_loops) as client:
-        line = await run_meetings("janus", client, clip, meetings, seconds)
+        line = await run_meetings("janus", client, packets, meetings, seconds)
         line["event_loops"] = event_loops or "a thread per handle"
         return line
 
@@ -229,6 +428,7 @@ async def bench(args: argparse.Namespace) -> None:
     description = clip.describe()
     del description["burst_keyframe_packets"]
     emit({**description, "encode_s": round(time.monotonic() - started, 1)})
+    packets = ClipPackets.of(clip)
     os.sched_setaffinity(0, {cpus[1]})
     event_loops = args.janus_event_loops or None
     for i, meetings in enumerate(int(m) for m in args.meetings.split(",")):
@@ -236,9 +436,10 @@ async def bench(args: argparse.Namespace) -> None:
         results: dict[str, dict[str, Any]] = {}
         for name in runs if i % 2 == 0 else runs[::-1]:
             if name == "fairwire":
-                results[name] = await fairwire(clip, meetings, args.seconds, cpus[0])
+                results[name] = await fairwire(packets, meetings, args.seconds, cpus[0])
             else:
-                results[name] = await janus(clip, meetings, args.seconds, cpus[0], event_loops)
+                results[name] = await janus(packets, meetings, args.seconds, cpus[0],
+                                            event_loops)
             emit(results[name])
         if args.janus:
             compare({meetings: results["fairwire"]}, {meetings: results["janus"]})
