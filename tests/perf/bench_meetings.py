@@ -25,20 +25,35 @@ three videos, and a measuring window of ``--seconds``:
   subscription to the other three feeds (one peer connection with six m-lines: Janus 1.x's
   native way, and the same shape as Fairwire's).
 
+Connections are made the same way for both: every publisher (at most CONNECT_CONCURRENCY at
+a time), then, once the publishers' connections are up, every subscriber.
+
 It prints one JSON line for the clip, then per M one line per server and a line of
 fairwire/janus ratios. A server's line: ``meetings``, ``participants``, ``incoming_pps`` (what
-the publishers sent; ``publishers_on_pace_pct`` compares it with the clip's rate),
-``forwarded_pps`` (Fairwire: what its subscriber connections sent; Janus: what the subscribers
-received, Janus's own counters needing the admin API), ``cpu_us_per_packet`` (the server
-process's utime + stime over the window, all threads, divided by the forwarded packets),
-``loss_pct_mean``/``_max`` (per subscriber: the packets its three publishers sent in the window
-against those it counted), ``worst_stall_ms`` (Fairwire's event loop: the lateness of a 5 ms
-ticker; none for Janus), ``sfu_rss_mb``, and the load's own CPU use, UDP receive-buffer drops
-and every CPU's business (above the two processes: someone else on the machine).
+the publishers sent; ``publishers_on_pace_pct`` compares it with the clip's rate: below 100,
+the load could not keep up), ``forwarded_pps`` (Fairwire: what its subscriber connections
+sent; Janus: what the subscribers received, Janus's own counters needing the admin API),
+``cpu_us_per_packet`` (the server process's utime + stime over the window, all threads,
+divided by the forwarded packets), ``sfu_cpu_pct`` (the same CPU time per second: near 100 the
+server is saturated), ``loss_pct_mean``/``_max`` (per subscriber: the packets its three
+publishers sent in the window against those it counted), ``worst_stall_ms`` (Fairwire's event
+loop: the lateness of a 5 ms ticker; none for Janus), ``sfu_rss_mb``, ``ingress_loss_pct``
+(Fairwire: what its publications received against what was sent), the load's own CPU use,
+UDP receive-buffer drops on the machine and every CPU's business (above the two processes:
+someone else's work). A server that cannot keep up loses connections (ICE consent expires
+when its answers to the checks come too late): ``connected_publishers`` and
+``connected_subscribers`` say how many were up before and after the window, ``failures``
+counts publish and subscribe requests that failed, ``renegotiations`` (Fairwire) the offers
+its subscribers asked for because a publisher went away.
 
-The load side uses aiortc internals (a load generator may): subscribers count RTP datagrams by
-payload type and SSRC as they come off the socket, before SRTP unprotect and without decoding,
-and the publishers' sent-packet counters are read from their senders' private fields.
+The load side uses aiortc and ``sfu`` internals (a load generator may). Subscribers count RTP
+datagrams by payload type and SSRC as they come off the socket, before SRTP unprotect and
+without decoding (``bench_fanout.Receiver``). Publishers are negotiated by aiortc as usual
+(its tracks never yield), but their packets are built from the clip packetized once (aiortc's
+VP8 packetizer), with ``sfu.rtp``'s header template (the mid and abs-send-time extensions
+aiortc's sender writes), and protected and sent by ``sfu``'s ``SrtpSink``, from one pacing
+task for every publisher; sender reports carry their counts. Through aiortc's own sender the
+load cost about three times as much and filled its core from about 7 meetings on.
 """
 
 from __future__ import annotations
@@ -186,12 +201,8 @@ class _Outgoing:
 
 
 class Publisher(Publishing):
-    """A participant's sending connection, negotiated by aiortc like any other (one Opus and
-    one VP8 track, its own SSRCs, the mid and abs-send-time header extensions), whose packets
-    do not go through aiortc's sender: :func:`pace` sends them, built from the packetized clip
-    with ``sfu.rtp``'s header template and protected and sent by ``sfu``'s ``SrtpSink``
-    (synchronous, as the SFU itself sends). aiortc's per-track send loop costs the load about
-    100 µs a packet, which would saturate its core from about 7 meetings on."""
+    """A participant's sending connection: negotiated by aiortc (one Opus and one VP8 track,
+    its own SSRCs), its packets sent by :func:`pace`, not by aiortc's sender (see above)."""
 
     def __init__(self, name: str, packets: ClipPackets, offset: float) -> None:
         super().__init__(name)
