@@ -41,8 +41,9 @@ loop: the lateness of a 5 ms ticker; none for Janus), ``sfu_rss_mb``, ``ingress_
 (Fairwire: what its publications received against what was sent), the load's own CPU use,
 UDP receive-buffer drops on the machine and every CPU's business (above the two processes:
 someone else's work). A server that cannot keep up loses connections (ICE consent expires
-when its answers to the checks come too late): ``connected_publishers`` and
-``connected_subscribers`` say how many were up before and after the window, ``failures``
+when its answers to the checks come too late): ``connected_publishers`` says how many were up
+once all had published, before the window and after it, ``connected_subscribers`` before and
+after the window, ``failures``
 counts publish and subscribe requests that failed, ``renegotiations`` (Fairwire) the offers
 its subscribers asked for because a publisher went away.
 
@@ -244,6 +245,8 @@ class Publisher(Publishing):
 
     def send(self, kind: str, tick: int, abs_send_time: bytes) -> None:
         """The frame of clock tick ``tick``."""
+        if self.pc.connectionState != "connected":
+            return  # not yet, or gone (its sockets closed)
         tracks = self.tracks
         if tracks is None:
             tracks = self.tracks = self._ready()
@@ -377,6 +380,7 @@ async def run_meetings(
         await gather_bounded((publish(*p) for p in people), CONNECT_CONCURRENCY)
         # Janus offers a feed to subscribers once its publisher's connection is up.
         await settle(publishers)
+        published = up(publishers)
         await gather_bounded((subscribe(*p) for p in people), CONNECT_CONCURRENCY)
         connect_s = time.monotonic() - started
         with_video = await warm_up(list(receivers.values()))
@@ -388,7 +392,7 @@ async def run_meetings(
         result = await measure(label, server, list(senders.values()),
                                list(receivers.values()), seconds)
         # Before the connections close (and the rooms change):
-        result["connected_publishers"] = [*before[:1], up(publishers)]
+        result["connected_publishers"] = [published, *before[:1], up(publishers)]
         result["connected_subscribers"] = [*before[1:], up(subscribers)]
         if janus is None:
             counters = await server.call("stats")
