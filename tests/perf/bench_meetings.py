@@ -31,21 +31,21 @@ a time), then, once the publishers' connections are up, every subscriber.
 It prints one JSON line for the clip, then per M one line per server and a line of
 fairwire/janus ratios. A server's line: ``meetings``, ``participants``, ``incoming_pps`` (what
 the publishers sent; ``publishers_on_pace_pct`` compares it with the clip's rate: below 100,
-the load could not keep up), ``forwarded_pps`` (Fairwire: what its subscriber connections
-sent; Janus: what the subscribers received, Janus's own counters needing the admin API),
-``cpu_us_per_packet`` (the server process's utime + stime over the window, all threads,
-divided by the forwarded packets), ``sfu_cpu_pct`` (the same CPU time per second: near 100 the
-server is saturated), ``loss_pct_mean``/``_max`` (per subscriber: the packets its three
-publishers sent in the window against those it counted), ``worst_stall_ms`` (Fairwire's event
-loop: the lateness of a 5 ms ticker; none for Janus), ``sfu_rss_mb``, ``ingress_loss_pct``
-(Fairwire: what its publications received against what was sent), the load's own CPU use,
-UDP receive-buffer drops on the machine and every CPU's business (above the two processes:
-someone else's work). A server that cannot keep up loses connections (ICE consent expires
-when its answers to the checks come too late): ``connected_publishers`` says how many were up
-once all had published, before the window and after it, ``connected_subscribers`` before and
-after the window, ``failures``
-counts publish and subscribe requests that failed, ``renegotiations`` (Fairwire) the offers
-its subscribers asked for because a publisher went away.
+the load could not keep up or publishers' connections went down), ``forwarded_pps`` (Fairwire:
+what its subscriber connections sent; Janus: what the subscribers received, Janus's own
+counters needing the admin API), ``cpu_us_per_packet`` (the server process's utime + stime over
+the window, all threads, divided by the forwarded packets), ``sfu_cpu_pct`` (the same CPU time
+per second: near 100 the server is saturated), ``loss_pct_mean``/``_max`` (per subscriber: the
+packets its three publishers sent in the window against those it counted), ``worst_stall_ms``
+(Fairwire's event loop: the lateness of a 5 ms ticker; none for Janus), ``sfu_rss_mb``,
+``ingress_loss_pct`` (Fairwire: what its publications received against what was sent), the
+load's own CPU use, UDP receive-buffer drops on the machine and every CPU's business (above the
+two processes: someone else's work). A server that cannot keep up loses connections (ICE
+consent expires when its answers to the checks come too late): ``connected_publishers`` says
+how many were up once all had published, before the window and after it,
+``connected_subscribers`` before and after the window, ``failures`` counts publish and
+subscribe requests that failed, ``renegotiations`` (Fairwire) the offers its subscribers asked
+for because a publisher went away.
 
 The load side uses aiortc and ``sfu`` internals (a load generator may). Subscribers count RTP
 datagrams by payload type and SSRC as they come off the socket, before SRTP unprotect and
