@@ -45,10 +45,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import av
@@ -103,7 +103,9 @@ def rtc_configuration() -> RTCConfiguration:
 class Clip:
     video: list[bytes]  # one encoded VP8 frame per 1/30 s
     audio: list[bytes]  # one Opus packet per 20 ms
-    big_keyframe: bytes  # a keyframe of about BURST_PACKETS packets
+    big_keyframe: bytes  # a keyframe of about BURST_PACKETS packets (empty: none made)
+    width: int = WIDTH
+    height: int = HEIGHT
 
     def describe(self) -> dict[str, Any]:
         video_packets = sum(-(-len(f) // VP8_PACKET_PAYLOAD) for f in self.video) / CLIP_SECONDS
@@ -111,7 +113,7 @@ class Clip:
         payload = (sum(map(len, self.video)) + sum(map(len, self.audio))) / CLIP_SECONDS
         keyframes = [len(f) for f in self.video if not f[0] & 1]  # RFC 6386 §9.1: P bit
         return {
-            "clip": f"VP8 {WIDTH}x{HEIGHT}@{FPS} + Opus 20 ms, {CLIP_SECONDS} s looped",
+            "clip": f"VP8 {self.width}x{self.height}@{FPS} + Opus 20 ms, {CLIP_SECONDS} s looped",
             "video_pps": round(video_packets, 1),
             "audio_pps": round(audio_packets, 1),
             "total_pps": round(video_packets + audio_packets, 1),
@@ -121,11 +123,11 @@ class Clip:
         }
 
 
-def _vp8_encoder(bitrate: int, qmin: int, qmax: int) -> Any:
+def _vp8_encoder(bitrate: int, qmin: int, qmax: int, width: int, height: int) -> Any:
     codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height, codec.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.time_base = fractions.Fraction(1, FPS)
-    codec.framerate = FPS
+    codec.framerate = fractions.Fraction(FPS)
     codec.bit_rate = bitrate
     codec.gop_size = KEYFRAME_INTERVAL
     codec.qmin, codec.qmax = qmin, qmax
@@ -146,24 +148,26 @@ def _gray_texture(rng: random.Random, width: int, height: int, scale: int) -> av
     return small.reformat(width=width, height=height, format="gray", interpolation="BICUBIC")
 
 
-def encode_clip() -> Clip:
+def encode_clip(width: int = WIDTH, height: int = HEIGHT, bitrate: int = VIDEO_BITRATE,
+                burst: bool = True) -> Clip:
     """A moving test pattern: a smooth texture panning diagonally plus a drifting patch of
-    fresh noise (an object, camera grain), so the encoder's frame sizes look like a camera's."""
+    fresh noise (an object, camera grain), so the encoder's frame sizes look like a camera's.
+    ``burst``: also make the large keyframe of the burst test."""
     rng = random.Random(1)
-    texture = _gray_texture(rng, WIDTH * 2, HEIGHT * 2, 16)
+    texture = _gray_texture(rng, width * 2, height * 2, 16)
     pixels, stride = bytes(texture.planes[0]), texture.planes[0].line_size
-    noise = rng.randbytes(WIDTH * HEIGHT)
-    grain = 15_000
-    chroma = bytes([128]) * (WIDTH * HEIGHT // 4)
-    encoder = _vp8_encoder(VIDEO_BITRATE, 2, 56)
+    noise = rng.randbytes(width * height)
+    grain = 15_000 * width * height // (1280 * 720)  # the same share of the picture
+    chroma = bytes([128]) * (width * height // 4)
+    encoder = _vp8_encoder(bitrate, 2, 56, width, height)
     video: list[bytes] = []
     for i in range(CLIP_SECONDS * FPS + 1):
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        x, y = (i * 7) % WIDTH, (i * 3) % HEIGHT
+        frame = av.VideoFrame(width, height, "yuv420p")
+        x, y = (i * 7) % width, (i * 3) % height
         luma = bytearray(b"".join(
-            pixels[(y + r) * stride + x:(y + r) * stride + x + WIDTH] for r in range(HEIGHT)
+            pixels[(y + r) * stride + x:(y + r) * stride + x + width] for r in range(height)
         ))
-        at, src = (i * 37) % (WIDTH * HEIGHT - grain), (i * 911) % (WIDTH * HEIGHT - grain)
+        at, src = (i * 37) % (width * height - grain), (i * 911) % (width * height - grain)
         luma[at:at + grain] = noise[src:src + grain]
         for plane, data in zip(frame.planes, (bytes(luma), chroma, chroma), strict=True):
             plane.update(data)
@@ -176,10 +180,10 @@ def encode_clip() -> Clip:
 
     # A large keyframe for the burst test: pick the quantizer whose size is nearest the target.
     target = BURST_PACKETS * VP8_PACKET_PAYLOAD - VP8_PACKET_PAYLOAD // 2
-    still = _gray_texture(rng, WIDTH, HEIGHT, 4).reformat(format="yuv420p")
+    still = _gray_texture(rng, width, height, 4).reformat(format="yuv420p")
     best = b""
-    for q in range(20, 57, 4):
-        codec = _vp8_encoder(20_000_000, q, q)
+    for q in range(20, 57, 4) if burst else ():
+        codec = _vp8_encoder(20_000_000, q, q, width, height)
         still.pts = 0
         data = b"".join(bytes(p) for p in [*codec.encode(still), *codec.encode(None)])
         if not best or abs(len(data) - target) < abs(len(best) - target):
@@ -193,28 +197,30 @@ def encode_clip() -> Clip:
     audio: list[bytes] = []
     tone = bytes(rng.randrange(256) for _ in range(AUDIO_FRAME * 4))
     for i in range(CLIP_SECONDS * AUDIO_RATE // AUDIO_FRAME):
-        frame = av.AudioFrame(format="s16", layout="stereo", samples=AUDIO_FRAME)
-        frame.planes[0].update(tone)
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = i * AUDIO_FRAME
-        audio.extend(bytes(p) for p in audio_codec.encode(frame))
-    return Clip(video, audio[: CLIP_SECONDS * AUDIO_RATE // AUDIO_FRAME], best)
+        samples = av.AudioFrame(format="s16", layout="stereo", samples=AUDIO_FRAME)
+        samples.planes[0].update(tone)
+        samples.sample_rate = AUDIO_RATE
+        samples.pts = i * AUDIO_FRAME
+        audio.extend(bytes(p) for p in audio_codec.encode(samples))
+    return Clip(video, audio[: CLIP_SECONDS * AUDIO_RATE // AUDIO_FRAME], best, width, height)
 
 
 class PacedTrack(MediaStreamTrack):
     """Returns pre-encoded frames as ``av.Packet``s in real time, looping the clip.
 
     aiortc's sender only packetizes an ``av.Packet`` (``encoder.pack``): no encoding here.
+    ``start``: the clip's frame to begin with (publishers sharing a clip, out of step).
     """
 
-    def __init__(self, kind: str, frames: list[bytes], interval: float, clock_rate: int) -> None:
+    def __init__(self, kind: str, frames: list[bytes], interval: float, clock_rate: int,
+                 start: int = 0) -> None:
         super().__init__()
         self.kind = kind
         self._frames = frames
         self._interval = interval
         self._ticks = round(interval * clock_rate)
         self._time_base = fractions.Fraction(1, clock_rate)
-        self._index = 0
+        self._first = self._index = start
         self._start: float | None = None
         self._injected: bytes | None = None
         self.injected = asyncio.Event()
@@ -223,12 +229,12 @@ class PacedTrack(MediaStreamTrack):
         """Send ``frame`` in place of the next one (the keyframe burst)."""
         self._injected = frame
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if self._start is None:
             self._start = time.monotonic()
         i = self._index
         self._index += 1
-        delay = self._start + i * self._interval - time.monotonic()
+        delay = self._start + (i - self._first) * self._interval - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
         data = self._frames[i % len(self._frames)]
@@ -296,7 +302,44 @@ def _sender_packets(sender: RTCRtpSender) -> int:
     return int(sender._RTCRtpSender__packet_count)  # type: ignore[attr-defined]
 
 
-class ForwardingBackend:
+def _sender_octets(sender: RTCRtpSender) -> int:
+    return int(sender._RTCRtpSender__octet_count)  # type: ignore[attr-defined]
+
+
+class Backend(Protocol):
+    """What the SFU process serves: requests besides ping/stats/quit, and its counters."""
+
+    async def handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]: ...
+
+    def counters(self) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class FanoutBackend:
+    """One publisher and subscribers that send the offer (WHEP-style)."""
+
+    async def publish(self, sdp: str) -> str:
+        raise NotImplementedError
+
+    async def subscribe(self, name: str, sdp: str) -> str:
+        raise NotImplementedError
+
+    def counters(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def handle(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        if op == "publish":
+            return {"sdp": await self.publish(args["sdp"])}
+        if op == "subscribe":
+            return {"sdp": await self.subscribe(args["name"], args["sdp"])}
+        raise ValueError(f"unknown op {op}")
+
+
+class ForwardingBackend(FanoutBackend):
     """Fairwire's SFU, production path."""
 
     def __init__(self) -> None:
@@ -322,7 +365,7 @@ class ForwardingBackend:
         await self.sfu.close()
 
 
-class RelayBackend:
+class RelayBackend(FanoutBackend):
     """aiortc's MediaRelay: the publisher's tracks decoded once, encoded per subscriber."""
 
     def __init__(self) -> None:
@@ -363,13 +406,24 @@ class RelayBackend:
                 await pc.close()
 
 
-async def serve(mode: str, cpu: int, sends_per_turn: int | None) -> None:
-    os.sched_setaffinity(0, {cpu})
+def fanout_backend(mode: str, sends_per_turn: int | None) -> FanoutBackend:
     if sends_per_turn is not None:  # A/B of the fan-out yield interval, sfu/ left unchanged
         import sfu.forwarding
 
         sfu.forwarding.FANOUT_SENDS_PER_TURN = sends_per_turn
-    backend = ForwardingBackend() if mode == "forward" else RelayBackend()
+    return ForwardingBackend() if mode == "forward" else RelayBackend()
+
+
+def serve_child(cpu: int, make_backend: Callable[[], Backend]) -> None:
+    """The SFU process's main: pinned to ``cpu``, on uvloop, exits when its parent is gone."""
+    os.sched_setaffinity(0, {cpu})
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
+    uvloop.run(serve(make_backend))
+
+
+async def serve(make_backend: Callable[[], Backend]) -> None:
+    """The control channel: the backend's requests, statistics, pings."""
+    backend = make_backend()
     probe = StallProbe()
     gc_probe = GcProbe()
     done = asyncio.Event()
@@ -380,10 +434,6 @@ async def serve(mode: str, cpu: int, sends_per_turn: int | None) -> None:
         op = msg["op"]
         if op == "ping":
             return {}
-        if op == "publish":
-            return {"sdp": await backend.publish(msg["sdp"])}
-        if op == "subscribe":
-            return {"sdp": await backend.subscribe(msg["name"], msg["sdp"])}
         if op == "stats":
             usage = resource.getrusage(resource.RUSAGE_SELF)
             return {
@@ -397,7 +447,7 @@ async def serve(mode: str, cpu: int, sends_per_turn: int | None) -> None:
         if op == "quit":
             done.set()
             return {}
-        raise ValueError(f"unknown op {op}")
+        return await backend.handle(op, msg)
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         this = asyncio.current_task()
@@ -459,7 +509,7 @@ class Control:
         request_id = next(self._ids)
         future = self._pending[request_id] = asyncio.get_running_loop().create_future()
         self._writer.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
-        reply = await asyncio.wait_for(future, wait)
+        reply: dict[str, Any] = await asyncio.wait_for(future, wait)
         if "error" in reply:
             raise RuntimeError(f"SFU {op}: {reply['error']}")
         return reply
@@ -470,10 +520,14 @@ class Control:
 
 
 class SfuProcess:
-    def __init__(self, mode: str, cpu: int, extra: tuple[str, ...] = ()) -> None:
+    """``script --serve mode --cpu cpu`` as a child (its main calls :func:`serve_child`)."""
+
+    def __init__(self, mode: str, cpu: int, extra: tuple[str, ...] = (),
+                 script: str = __file__) -> None:
         self.mode = mode
         self.cpu = cpu
         self.extra = extra
+        self.script = script
         self.proc: asyncio.subprocess.Process | None = None
         self.control: Control | None = None
 
@@ -485,7 +539,7 @@ class SfuProcess:
     async def __aenter__(self) -> Control:
         # stdin stays open for the child's lifetime: it exits when it reads EOF (we are gone).
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--serve", self.mode, "--cpu", str(self.cpu), *self.extra,
+            sys.executable, self.script, "--serve", self.mode, "--cpu", str(self.cpu), *self.extra,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
         )
         assert self.proc.stdout is not None
@@ -518,27 +572,33 @@ class Receiver:
     off the socket, before SRTP unprotect: aiortc's receive path costs the load process
     ~25 µs a packet, which at 160 subscribers saturates its core and would make the load,
     not the SFU, the bottleneck. Otherwise each receiver's ``_handle_rtp_packet`` is
-    replaced by a counter (after SRTP unprotect and parsing, still no decoding).
+    replaced by a counter (after SRTP unprotect and parsing, still no decoding). Either way
+    the SSRCs that video arrives on are noted (a connection may carry several publishers).
     """
 
     name: str
     at_socket: bool = True
+    # The publishers (Sender names) whose packets this subscriber should get; empty: all.
+    sources: tuple[str, ...] = ()
     pc: RTCPeerConnection = field(default_factory=lambda: RTCPeerConnection(rtc_configuration()))
     counts: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
+    video_ssrcs: set[bytes] = field(default_factory=set)
     janus_handle: int | None = None  # with --janus: this subscriber's VideoRoom handle
 
     def _count(self, receiver: RTCRtpReceiver, kind: str) -> None:
-        counts = self.counts
+        counts, video_ssrcs = self.counts, self.video_ssrcs
         # aiortc internal: stop the (idle) decoder thread once packets flow, then only count.
         stop: Callable[[], None] = receiver._RTCRtpReceiver__stop_decoder  # type: ignore[attr-defined]
 
         async def count_first(packet: Any, arrival_time_ms: int) -> None:
-            counts[kind] += 1
             stop()
             receiver._handle_rtp_packet = count  # type: ignore[method-assign]
+            await count(packet, arrival_time_ms)
 
         async def count(packet: Any, arrival_time_ms: int) -> None:
             counts[kind] += 1
+            if kind == "video":
+                video_ssrcs.add(packet.ssrc.to_bytes(4, "big"))
 
         receiver._handle_rtp_packet = count_first  # type: ignore[method-assign]
 
@@ -552,21 +612,26 @@ class Receiver:
         if self.at_socket:
             self._count_at_socket(reply["sdp"])
 
-    async def connect_janus(self, janus: JanusClient) -> None:
-        """The same peer connection and counting, but Janus offers and this side answers."""
-        self.janus_handle, offer = await janus.subscribe()
+    async def answer(self, offer: str) -> str:
+        """The same peer connection and counting when the server offers: our answer."""
         await self.pc.setRemoteDescription(RTCSessionDescription(offer, "offer"))
         for transceiver in self.pc.getTransceivers():
             self._count(transceiver.receiver, transceiver.kind)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         if self.at_socket:
             self._count_at_socket(offer)  # the answer reuses the offer's payload types
-        await janus.start(self.janus_handle, self.pc.localDescription.sdp)
+        return str(self.pc.localDescription.sdp)
+
+    async def connect_janus(self, janus: JanusClient, room: int | None = None,
+                            feeds: list[int] | None = None) -> None:
+        """Janus offers (one multistream subscription to ``feeds``) and this side answers."""
+        self.janus_handle, offer = await janus.subscribe(room, feeds)
+        await janus.start(self.janus_handle, await self.answer(offer))
 
     def _count_at_socket(self, answer: str) -> None:
         kinds = {m.rtp.codecs[0].payloadType: m.kind
                  for m in SessionDescription.parse(answer).media if m.rtp.codecs}
-        counts = self.counts
+        counts, video_ssrcs = self.counts, self.video_ssrcs
         transceivers = self.pc.getTransceivers()
         for transceiver in transceivers:
             # aiortc internal: its decoder thread will get nothing; end it now.
@@ -585,15 +650,21 @@ class Receiver:
                     kind = kinds.get(data[1] & 0x7F)
                     if kind is not None:
                         counts[kind] += 1
+                        if kind == "video":
+                            video_ssrcs.add(data[8:12])
                         return
                 original(data, addr)  # STUN (consent), DTLS, RTCP, RTX: aiortc as usual
 
-            protocol.datagram_received = datagram_received
+            protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
 
     @property
     def total(self) -> int:
         return self.counts["audio"] + self.counts["video"]
 
+    @property
+    def receiving_video(self) -> bool:
+        """Video arrives from each of its publishers (from one, when they are not named)."""
+        return len(self.video_ssrcs) >= max(1, len(self.sources))
 
 # Levels (dBov) the publisher's audio cycles through, 20 ms each: speech with pauses.
 SPOKEN_LEVELS = (-18, -22, -30, -25, -40, -127, -127, -35, -20, -24)
@@ -601,7 +672,7 @@ SPOKEN_LEVELS = (-18, -22, -30, -25, -40, -127, -127, -35, -20, -24)
 
 def _speak_in_levels(sender: RTCRtpSender) -> None:
     """Give each audio frame a level, as a browser's microphone would have one."""
-    next_frame = sender._next_encoded_frame  # type: ignore[attr-defined]
+    next_frame = sender._next_encoded_frame
     levels = itertools.cycle(SPOKEN_LEVELS)
 
     async def with_level(codec: Any) -> Any:
@@ -610,23 +681,45 @@ def _speak_in_levels(sender: RTCRtpSender) -> None:
             frame.audio_level = next(levels)
         return frame
 
-    sender._next_encoded_frame = with_level  # type: ignore[attr-defined]
+    sender._next_encoded_frame = with_level  # type: ignore[method-assign]
 
 
-class Sender:
-    """The publisher: pre-encoded VP8 + Opus, paced in real time."""
 
-    def __init__(self, clip: Clip) -> None:
+class Publishing:
+    """A publisher's peer connection: it publishes and counts the RTP packets it has sent."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.pc = RTCPeerConnection(rtc_configuration())
-        self.video = PacedTrack("video", clip.video, 1 / FPS, 90_000)
-        self.audio = PacedTrack("audio", clip.audio, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE)
+
+    async def connect(self, control: Control | JanusClient, **args: Any) -> dict[str, Any]:
+        """Publish (``args``: more for the publish request); the server's reply."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        reply = await control.call("publish", sdp=self.pc.localDescription.sdp, **args)
+        await self.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        return reply
+
+    @property
+    def sent(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def octets(self) -> int:
+        """Payload bytes sent."""
+        raise NotImplementedError
+
+
+class Sender(Publishing):
+    """A publisher through aiortc's own sender: pre-encoded VP8 + Opus, paced in real time,
+    from ``offset`` seconds into the clip."""
+
+    def __init__(self, clip: Clip, name: str = "publisher", offset: float = 0.0) -> None:
+        super().__init__(name)
+        self.video = PacedTrack("video", clip.video, 1 / FPS, 90_000, round(offset * FPS))
+        self.audio = PacedTrack("audio", clip.audio, AUDIO_FRAME / AUDIO_RATE, AUDIO_RATE,
+                                round(offset * AUDIO_RATE / AUDIO_FRAME))
         self.senders = [self.pc.addTrack(self.audio), self.pc.addTrack(self.video)]
         _speak_in_levels(self.senders[0])
-
-    async def connect(self, control: Control | JanusClient) -> None:
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        reply = await control.call("publish", sdp=self.pc.localDescription.sdp)
-        await self.pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
 
     @property
     def sent(self) -> int:
@@ -634,7 +727,7 @@ class Sender:
 
     @property
     def octets(self) -> int:
-        return sum(int(s._RTCRtpSender__octet_count) for s in self.senders)  # type: ignore[attr-defined]
+        return sum(_sender_octets(s) for s in self.senders)
 
 
 def _udp_rcvbuf_errors() -> int:
@@ -674,18 +767,19 @@ async def warm_up(receivers: list[Receiver]) -> int:
     """Wait until every subscriber receives video; the number that does."""
     deadline = time.monotonic() + WARMUP_TIMEOUT
     while time.monotonic() < deadline:
-        if all(r.counts["video"] for r in receivers):
+        if all(r.receiving_video for r in receivers):
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(SETTLE_SECONDS)
-    return sum(1 for r in receivers if r.counts["video"])
+    return sum(1 for r in receivers if r.receiving_video)
 
 
 @dataclass
 class Snapshot:
     sfu: dict[str, Any]
     received: dict[str, int]
-    published: int
+    expected: dict[str, int]  # per subscriber: what its publishers have sent
+    published: int  # all publishers
     octets: int
     load_cpu: float
     udp_errors: int
@@ -694,12 +788,17 @@ class Snapshot:
 
 
 async def snapshot(
-    control: Control | JanusClient, sender: Sender, receivers: list[Receiver]
+    control: Control | JanusClient, senders: Sequence[Publishing], receivers: list[Receiver]
 ) -> Snapshot:
     sfu = await control.call("stats")
+    sent = {s.name: s.sent for s in senders}
+    published = sum(sent.values())
     return Snapshot(
-        sfu, {r.name: r.total for r in receivers}, sender.sent, sender.octets, _own_cpu(),
-        _udp_rcvbuf_errors(), _cpu_busy(), time.monotonic(),
+        sfu, {r.name: r.total for r in receivers},
+        {r.name: sum(sent[s] for s in r.sources) if r.sources else published
+         for r in receivers},
+        published, sum(s.octets for s in senders), _own_cpu(), _udp_rcvbuf_errors(),
+        _cpu_busy(), time.monotonic(),
     )
 
 
@@ -718,7 +817,7 @@ def report(label: str, a: Snapshot, b: Snapshot, relay: bool) -> dict[str, Any]:
         if relay:  # the relay re-encodes: what it sent this subscriber is what should arrive
             expected = b.sfu["per_sub"].get(name, 0) - a.sfu["per_sub"].get(name, 0)
         else:
-            expected = published
+            expected = b.expected[name] - a.expected.get(name, 0)
         losses.append(1 - got / expected if expected else 1.0)
     result: dict[str, Any] = {
         "sfu": label,
@@ -750,12 +849,12 @@ def report(label: str, a: Snapshot, b: Snapshot, relay: bool) -> dict[str, Any]:
 
 
 async def measure(
-    label: str, control: Control | JanusClient, sender: Sender, receivers: list[Receiver],
-    seconds: float, relay: bool = False,
+    label: str, control: Control | JanusClient, senders: Sequence[Publishing],
+    receivers: list[Receiver], seconds: float, relay: bool = False,
 ) -> dict[str, Any]:
-    a = await snapshot(control, sender, receivers)
+    a = await snapshot(control, senders, receivers)
     await asyncio.sleep(seconds)
-    b = await snapshot(control, sender, receivers)
+    b = await snapshot(control, senders, receivers)
     return report(label, a, b, relay)
 
 
@@ -780,7 +879,7 @@ async def keyframe_bursts(
     quiet_pings = await ping_rtts(control, 40, 0.025)
     quiet_stall = (await control.call("stats"))["stall"]
     stalls, burst_pings = [], []
-    a = await snapshot(control, sender, receivers)
+    a = await snapshot(control, [sender], receivers)
     for _ in range(BURSTS):
         await control.call("stats")
         sender.video.injected.clear()
@@ -789,7 +888,7 @@ async def keyframe_bursts(
         burst_pings.extend(await ping_rtts(control, 60, 0.005))  # 300 ms of pings
         await asyncio.sleep(0.7)
         stalls.append((await control.call("stats"))["stall"])
-    b = await snapshot(control, sender, receivers)
+    b = await snapshot(control, [sender], receivers)
     window = report("fairwire", a, b, relay=False)
     return {
         "keyframe_burst": f"{BURSTS} x {clip.describe()['burst_keyframe_packets']} packets",
@@ -843,7 +942,7 @@ async def run_fairwire(
         try:
             await sender.connect(control)
             await asyncio.sleep(3)
-            base = await snapshot(control, sender, receivers)
+            base = await snapshot(control, [sender], receivers)
             emit({
                 "sfu": "fairwire", "subscribers": 0,
                 "idle_cpu_pct": _percent((idle2["cpu"] - idle["cpu"]) / (idle2["time"] -
@@ -856,7 +955,7 @@ async def run_fairwire(
                 with_video = await warm_up(receivers)
                 profiler = (await start_profiler(sfu_process.pid, seconds, profile_out)
                             if n == profile else None)
-                result = await measure("fairwire", control, sender, receivers, seconds)
+                result = await measure("fairwire", control, [sender], receivers, seconds)
                 if profiler is not None:
                     await profiler.wait()
                     result["profiled_to"] = profile_out
@@ -885,7 +984,7 @@ async def run_relay(clip: Clip, n: int, seconds: float, sfu_cpu: int, at_socket:
             base = (await control.call("stats"))["rss"]
             await add_receivers(control, receivers, n, at_socket)
             with_video = await warm_up(receivers)
-            result = await measure("aiortc MediaRelay", control, sender, receivers, seconds,
+            result = await measure("aiortc MediaRelay", control, [sender], receivers, seconds,
                                    relay=True)
             result["receiving_video"] = with_video
             result["rss_growth_per_sub_mb"] = round((result["sfu_rss_mb"] * MB - base) / n / MB,
@@ -899,6 +998,10 @@ async def run_relay(clip: Clip, n: int, seconds: float, sfu_cpu: int, at_socket:
 
 JANUS_ROOM = 1234
 JANUS_BITRATE = 10_000_000  # the room's cap (REMB to the publisher): far above the clip's rate
+JANUS_ROOM_SETTINGS = {  # the configured room's, and those of rooms created at run time
+    "description": "fairwire bench", "bitrate": JANUS_BITRATE, "fir_freq": 0,
+    "audiocodec": "opus", "videocodec": "vp8", "record": False, "notify_joining": False,
+}
 JANUS_START_TIMEOUT = 20.0
 JANUS_KEEPALIVE = 20.0  # Janus drops a session after 60 s without a request
 JANUS_RUN_TIMEOUT = 290.0  # the whole run with --janus (the brief: under 5 minutes)
@@ -990,11 +1093,7 @@ def write_janus_config(root: Path, port: int, addresses: list[str],
     }))
     (conf / "janus.plugin.videoroom.jcfg").write_text(_jcfg({
         "general": {},
-        f"room-{JANUS_ROOM}": {
-            "description": "fairwire bench", "publishers": 1, "bitrate": JANUS_BITRATE,
-            "fir_freq": 0, "audiocodec": "opus", "videocodec": "vp8", "record": False,
-            "notify_joining": False,
-        },
+        f"room-{JANUS_ROOM}": {**JANUS_ROOM_SETTINGS, "publishers": 1},
     }))
     return conf
 
@@ -1131,22 +1230,37 @@ class JanusClient:
         await self._post(f"{self.url}/{self.session}/{handle}",
                          {"janus": "trickle", "candidate": {"completed": True}})
 
-    async def publish(self, offer: str) -> str:
+    async def create_room(self, room: int, publishers: int) -> None:
+        """A room set up like the configured one, for ``publishers`` publishers."""
         handle = await self.attach()
-        joined = await self._message(handle, {"request": "join", "room": JANUS_ROOM,
-                                              "ptype": "publisher", "display": "publisher"})
-        self.feed = int(joined["plugindata"]["data"]["id"])
+        await self._message(handle, {"request": "create", "room": room, **JANUS_ROOM_SETTINGS,
+                                     "publishers": publishers})
+        await self.detach(handle)
+
+    async def publish(self, offer: str, room: int = JANUS_ROOM, display: str = "publisher"
+                      ) -> tuple[int, str]:
+        """Join ``room`` as a publisher and publish: the feed id and Janus's answer."""
+        handle = await self.attach()
+        joined = await self._message(handle, {"request": "join", "room": room,
+                                              "ptype": "publisher", "display": display})
+        feed = self.feed = int(joined["plugindata"]["data"]["id"])
         event = await self._message(
             handle, {"request": "publish", "audiocodec": "opus", "videocodec": "vp8"},
             {"type": "offer", "sdp": offer})
         await self._candidates_done(handle)
-        return str(event["jsep"]["sdp"])
+        return feed, str(event["jsep"]["sdp"])
 
-    async def subscribe(self) -> tuple[int, str]:
+    async def subscribe(self, room: int | None = None, feeds: list[int] | None = None
+                        ) -> tuple[int, str]:
+        """A subscriber handle for ``feeds`` (default: the last feed published), all in one
+        peer connection (VideoRoom's multistream subscription); its handle and Janus's offer."""
+        if not feeds:
+            assert self.feed is not None, "publish first"
+            feeds = [self.feed]
         handle = await self.attach()
-        event = await self._message(handle, {"request": "join", "room": JANUS_ROOM,
-                                             "ptype": "subscriber",
-                                             "streams": [{"feed": self.feed}]})
+        event = await self._message(handle, {
+            "request": "join", "room": JANUS_ROOM if room is None else room,
+            "ptype": "subscriber", "streams": [{"feed": f} for f in feeds]})
         return handle, str(event["jsep"]["sdp"])
 
     async def start(self, handle: int, answer: str) -> None:
@@ -1181,7 +1295,10 @@ class JanusClient:
 
     async def call(self, op: str, wait: float = 30.0, **args: Any) -> dict[str, Any]:
         if op == "publish":
-            return {"sdp": await asyncio.wait_for(self.publish(args["sdp"]), wait)}
+            feed, sdp = await asyncio.wait_for(self.publish(
+                args["sdp"], args.get("room", JANUS_ROOM), args.get("identity", "publisher")),
+                wait)
+            return {"sdp": sdp, "feed": feed}
         if op == "stats":
             return self.stats()
         raise ValueError(f"unknown op {op}")
@@ -1295,7 +1412,7 @@ async def run_janus(
                 await add_receivers(janus, receivers, n, at_socket)
                 with_video = await warm_up(receivers)
                 janus.hangups.clear()  # those of the subscribers just closed
-                result = await measure("janus", janus, sender, receivers, seconds)
+                result = await measure("janus", janus, [sender], receivers, seconds)
                 threads, allowed = janus.threads()
                 result["receiving_video"] = with_video
                 # From the publisher alone to the largest N (later, smaller N: not measured).
@@ -1369,8 +1486,7 @@ def main() -> None:
                         help="override sfu.forwarding.FANOUT_SENDS_PER_TURN in the SFU process")
     args = parser.parse_args()
     if args.serve:
-        threading.Thread(target=_exit_with_parent, daemon=True).start()
-        uvloop.run(serve(args.serve, args.cpu, args.sends_per_turn))
+        serve_child(args.cpu, lambda: fanout_backend(args.serve, args.sends_per_turn))
         return
 
     if args.janus:
