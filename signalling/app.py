@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -51,6 +50,7 @@ from signalling.ratelimit import RateLimiter
 from signalling.realtime import Realtime
 from signalling.speakers import ActiveSpeakers
 from signalling.stage import Stage
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +170,7 @@ async def _speakers_lifecycle(app: web.Application) -> AsyncIterator[None]:
 async def _loop_monitor_lifecycle(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.ensure_future(app[LOOP_MONITOR].run())
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -27,7 +27,6 @@ party's own link (each party gets only theirs).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import secrets
@@ -75,6 +74,7 @@ from signalling.meeting_rooms import (
 )
 from signalling.messages import identity_room
 from signalling.realtime import Realtime
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +198,8 @@ class AppointmentScheduler:
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -11,7 +11,6 @@ holders' links are revoked, once for all of them, and ends those.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Collection
@@ -19,6 +18,7 @@ from typing import Protocol
 
 from rooms import Store
 from signalling.auth import AuthError, Claims, IssuedToken, TokenIssuer
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,8 @@ class SessionCredentials:
         self._task = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         interval = sweep_interval(self.ttl)

@@ -26,7 +26,6 @@ answered_at}], created_at, rings_until, from_room, from_room_name, meeting, room
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
@@ -59,6 +58,7 @@ from signalling.meeting_rooms import (
 from signalling.messages import identity_room
 from signalling.moderation import Moderation
 from signalling.realtime import Connection, Realtime
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +100,7 @@ class Invitations:
             handle.cancel()
         self._ringing.clear()
         for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     @staticmethod
     def _caller(connection: Connection) -> Attendee:

@@ -23,7 +23,6 @@ HTTP, with the same access rules as watching the live (a token of the room with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import shutil
@@ -43,6 +42,7 @@ from signalling.errors import ApiError
 from signalling.files import UrlSigner, serve_file
 from signalling.keys import LIVE_HLS, SETTINGS, STORE
 from signalling.program_tap import ProgramTap
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,8 @@ class LiveHls:
         self._task = asyncio.ensure_future(self._reconcile_loop())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
         for stream in list(self.streams.values()):
             if stream.ended_at is None:
                 await self._end(stream, time.time())

@@ -28,7 +28,6 @@ the rules say:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -61,6 +60,7 @@ from signalling.errors import ApiError
 from signalling.media import MediaSignalling
 from signalling.meeting_rooms import Attendee, issue_meeting_link, room_url
 from signalling.realtime import Connection, Realtime
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,8 @@ class Moderation:
         self._task = asyncio.ensure_future(self._tick_loop())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
 
     # -- state --------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ HTTP (replays need the room's ``subscribe`` grant, or the API key):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import re
@@ -52,6 +51,7 @@ from signalling.errors import ApiError
 from signalling.files import UrlSigner, serve_file
 from signalling.keys import RECORDINGS, SETTINGS, STORE
 from signalling.program_tap import ProgramTap, participant_media
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +232,8 @@ class Recordings:
     async def close(self) -> None:
         if self._recovery is not None:
             await self._recovery  # a thread: it cannot be cancelled, only waited for
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
         for key in list(self.live):
             await self._stop(key)
 

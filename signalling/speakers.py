@@ -18,7 +18,6 @@ at each audio track of the room: its work does not grow with the audience.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -27,6 +26,7 @@ from rooms import Room
 from rooms.speakers import NOBODY, SpeakerDetector, Speakers, SpeakerSettings
 from sfu.sessions import Sfu, SfuRoom
 from signalling.realtime import Connection, Realtime, socket_room
+from signalling.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,8 @@ class ActiveSpeakers:
         self._task = asyncio.ensure_future(self._sample_loop())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _join_part(self, connection: Connection, room: Room) -> dict[str, Any]:
         return {"speakers": self.speakers(room.id).to_dict()}
