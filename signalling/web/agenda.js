@@ -329,7 +329,7 @@
 
   fairwire.participantControls = fairwire.participantControls || [];
   fairwire.participantControls.push((person) => {
-    if (!usable() || person.identity === me()) return null;
+    if (!usable() || person.identity === me() || person.guest) return null; // guests book nothing
     const name = person.name || person.identity;
     const book = button("button-secondary agenda-book", t("book.button"), () => openBooking(person.identity, name));
     book.setAttribute("aria-label", t("book.with", { name }));

@@ -79,7 +79,7 @@
 
   fairwire.participantControls = fairwire.participantControls || [];
   fairwire.participantControls.push((person) => {
-    if (!usable() || person.identity === fairwire.self.identity) return null;
+    if (!usable() || person.identity === fairwire.self.identity || person.guest) return null; // guests have no messages
     const button = el("button", "button button-small button-secondary dm-write", t("dm.write"));
     button.type = "button";
     button.setAttribute("aria-label", t("dm.writeTo", { name: person.name || person.identity }));

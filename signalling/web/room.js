@@ -1167,10 +1167,12 @@
       if (since) text.appendChild(el("span", "participant-since", t("room.viewerSince", { time: since })));
       li.appendChild(text);
       li.appendChild(el("span", "role-badge role-" + v.role, t(isGuest(v) ? "role.guest" : "role." + v.role)));
-      const controls = stageControls(v);
-      if (controls) {
+      // The stage invitation, and what the page's other scripts offer (write, call, book).
+      const controls = [stageControls(v), ...fairwire.participantControls.map((make) => make(v))]
+        .filter(Boolean);
+      if (controls.length) {
         const actions = el("span", "participant-actions");
-        actions.appendChild(controls);
+        actions.append(...controls);
         li.appendChild(actions);
       }
       return li;

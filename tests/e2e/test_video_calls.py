@@ -80,6 +80,15 @@ async def test_a_call_rings_is_declined_then_accepted_into_a_meeting_with_a_gues
     for page in (buyer, exhibitor):
         await page.locator("#calls-done").click()
 
+    # The reverse: the exhibitor calls a viewer from the Viewers panel; the buyer's page rings
+    # and the exhibitor hangs up before an answer.
+    await exhibitor.get_by_role("button", name="Viewers").click()
+    await exhibitor.get_by_role("button", name="Video call with Ana Silva").click()
+    await expect(buyer.locator("#call-ringing")).to_contain_text("Ningbo Pumps is calling you")
+    await exhibitor.get_by_role("button", name="Close").click()
+    await exhibitor.get_by_role("button", name="Hang up").click()
+    await expect(buyer.locator("#call-ringing")).to_be_hidden()
+
     # The second is accepted: both pages go into a private meeting of their own.
     await call_button.click()
     await expect(exhibitor.locator("#call-ringing")).to_be_visible()
