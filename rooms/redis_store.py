@@ -67,6 +67,22 @@ INVITATION_TTL = 30 * 24 * 3600
 # An appointment is kept this long after its end (its parties' agendas show recent ones).
 APPOINTMENT_RETENTION = 90 * 24 * 3600
 
+# An invitation written only over the one it was made from (compared as stored: the same
+# serialisation on every node); a new one, only while its id is free, is listed for each party.
+_PUT_INVITATION = """
+local stored = redis.call('GET', KEYS[1])
+if (stored or '') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if not stored then
+  for i = 2, #KEYS do
+    redis.call('LPUSH', KEYS[i], ARGV[4])
+    redis.call('LTRIM', KEYS[i], 0, tonumber(ARGV[5]) - 1)
+    redis.call('EXPIRE', KEYS[i], ARGV[3])
+  end
+end
+return 1
+"""
+
 # SET NX and the index entry together, so a failed create leaves no trace and two concurrent
 # creates of one id cannot both succeed. A re-created id starts with no participants.
 _CREATE_ROOM = """
@@ -286,6 +302,7 @@ class RedisStore:
         self._add_chat = self._redis.register_script(_ADD_CHAT)
         self._visit = self._redis.register_script(_VISIT)
         self._write_appointment = self._redis.register_script(_WRITE_APPOINTMENT)
+        self._put_invitation = self._redis.register_script(_PUT_INVITATION)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "fairwire", max_events: int = DEFAULT_MAX_EVENTS,
@@ -673,19 +690,16 @@ class RedisStore:
     async def put_meeting(self, room_id: str, state: MeetingState) -> None:
         await self._redis.set(self._live_key(room_id, "meeting"), _dumps(state.to_dict()))
 
-    async def put_invitation(self, invitation: Invitation) -> None:
-        key = self._invitation_key(invitation.id)
-        value = _dumps(invitation.to_dict())
-        if not await self._redis.set(key, value, ex=INVITATION_TTL, nx=True):
-            await self._redis.set(key, value, ex=INVITATION_TTL, xx=True)
-            return
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for identity in invitation.parties():
-                listed = self._invitations_key(identity)
-                pipe.lpush(listed, invitation.id)
-                pipe.ltrim(listed, 0, MAX_LISTED_INVITATIONS - 1)
-                pipe.expire(listed, INVITATION_TTL)
-            await pipe.execute()
+    async def put_invitation(self, invitation: Invitation, previous: Invitation | None = None
+                             ) -> bool:
+        parties = invitation.parties()
+        written = await self._put_invitation(
+            keys=[self._invitation_key(invitation.id),
+                  *(self._invitations_key(identity) for identity in parties)],
+            args=[_dumps(invitation.to_dict()),
+                  "" if previous is None else _dumps(previous.to_dict()),
+                  INVITATION_TTL, invitation.id, MAX_LISTED_INVITATIONS])
+        return bool(written)
 
     async def get_invitation(self, invitation_id: str) -> Invitation | None:
         raw = await self._redis.get(self._invitation_key(invitation_id))

@@ -193,8 +193,11 @@ class Store(Protocol):
 
     # Video invitations (rooms.invitations), listed for everyone they concern.
 
-    async def put_invitation(self, invitation: Invitation) -> None:
-        """Store it new or changed; the newest are listed first for each of its parties."""
+    async def put_invitation(self, invitation: Invitation, previous: Invitation | None = None
+                             ) -> bool:
+        """Store it new (``previous`` None: only while no invitation has its id; the newest
+        are listed first for each of its parties) or as a change of ``previous`` (only while
+        that is what is stored). False: it changed meanwhile: read it again and redo."""
 
     async def get_invitation(self, invitation_id: str) -> Invitation | None: ...
 
@@ -499,8 +502,11 @@ class MemoryStore:
     async def get_meeting(self, room_id: str) -> MeetingState | None:
         return self._meetings.get(room_id)
 
-    async def put_invitation(self, invitation: Invitation) -> None:
-        new = invitation.id not in self._invitations
+    async def put_invitation(self, invitation: Invitation, previous: Invitation | None = None
+                             ) -> bool:
+        if self._invitations.get(invitation.id) != previous:
+            return False
+        new = previous is None
         self._invitations[invitation.id] = invitation
         if len(self._invitations) > MAX_KEPT_INVITATIONS:  # nobody lists the oldest any more
             del self._invitations[next(iter(self._invitations))]
@@ -509,6 +515,7 @@ class MemoryStore:
                 listed = self._invitations_of.setdefault(identity, deque(
                     maxlen=MAX_LISTED_INVITATIONS))
                 listed.appendleft(invitation.id)
+        return True
 
     async def get_invitation(self, invitation_id: str) -> Invitation | None:
         return self._invitations.get(invitation_id)

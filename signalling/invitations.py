@@ -29,6 +29,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rooms import Room, RoomKind, Store, ValidationError
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 INVITE_BURST = 5
 INVITE_WINDOW_SECONDS = 30.0
+CHANGE_ATTEMPTS = 5  # writes that lost to another at once, before giving up
 _STATUS = {"not_invited": 404, "not_inviter": 403, "not_ringing": 409}
 
 
@@ -87,7 +89,6 @@ class Invitations:
         self.moderation = moderation
         self.limit = ChatRateLimit(burst=INVITE_BURST, window=INVITE_WINDOW_SECONDS)
         self.ring_seconds = RING_SECONDS
-        self._locks: dict[str, asyncio.Lock] = {}
         self._ringing: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         realtime.on("invite", self._invite)
@@ -135,7 +136,8 @@ class Invitations:
                 others=(), now=now, expected=[i.identity for i in invitation.invitees])
             invitation = dataclasses.replace(invitation, room=opened.room.id)
             await self._meeting_ready(invitation, caller.identity, opened.url(caller.identity))
-        await self.store.put_invitation(invitation)
+        if not await self.store.put_invitation(invitation):
+            raise ApiError(409, "try again", "conflict")  # a new id that was taken: never seen
         await self._announce(invitation)
         self._ring_out_later(invitation)
         log.info("invitation %s: %s -> %s%s", invitation.id, caller.identity,
@@ -148,17 +150,14 @@ class Invitations:
         body = _fields(data, {"id", "accept"}, {"id", "accept"}, "invite-answer")
         if not isinstance(body["accept"], bool):
             raise ValidationError("accept", "true to accept, false to decline")
-        async with self._lock(body["id"]):
-            invitation = await self._invitation(body["id"], caller.identity)
-            now = time.time()
-            try:
-                answered = answer(invitation, caller.identity, body["accept"], now)
-            except InvitationError as exc:
-                raise ApiError(_STATUS.get(exc.code, 409), exc.message, exc.code) from None
-            url = None
-            if body["accept"]:
-                answered, url = await self._let_in(answered, caller, now)
-            await self.store.put_invitation(answered)
+        now = time.time()
+        # The answer is stored first: of two pages (or nodes) answering at once one wins, and
+        # only the winner opens the meeting.
+        answered = await self._change(body["id"], caller.identity, lambda invitation: answer(
+            invitation, caller.identity, body["accept"], now))
+        url = None
+        if body["accept"]:
+            answered, url = await self._let_in(answered, caller, now)
         await self._announce(answered)
         if not answered.ringing(time.time()):
             self._stop_ringing(answered.id)
@@ -172,13 +171,9 @@ class Invitations:
     async def _cancel(self, connection: Connection, data: Any) -> dict[str, Any]:
         caller = self._caller(connection)
         body = _fields(data, {"id"}, {"id"}, "invite-cancel")
-        async with self._lock(body["id"]):
-            invitation = await self._invitation(body["id"], caller.identity)
-            try:
-                cancelled = cancel(invitation, caller.identity, time.time())
-            except InvitationError as exc:
-                raise ApiError(_STATUS.get(exc.code, 409), exc.message, exc.code) from None
-            await self.store.put_invitation(cancelled)
+        now = time.time()
+        cancelled = await self._change(body["id"], caller.identity,
+                                       lambda invitation: cancel(invitation, caller.identity, now))
         self._stop_ringing(cancelled.id)
         await self._announce(cancelled)
         return {"invitation": cancelled.to_dict()}
@@ -206,7 +201,9 @@ class Invitations:
             opened = await open_private_meeting(
                 self.store, self.tokens, name=self._meeting_name(invitation), owner=inviter,
                 others=[invitee], now=now)
-            invitation = dataclasses.replace(invitation, room=opened.room.id)
+            room_id = opened.room.id
+            invitation = await self._change(invitation.id, invitee.identity, lambda stored: (
+                dataclasses.replace(stored, room=room_id)))
             await self._meeting_ready(invitation, inviter.identity, opened.url(inviter.identity))
             url = opened.url(invitee.identity)
         else:
@@ -257,27 +254,35 @@ class Invitations:
 
     async def _ring_out(self, invitation_id: str) -> None:
         """Nobody answered in time: whoever still rang missed it, and both sides are told."""
-        async with self._lock(invitation_id):
-            invitation = await self.store.get_invitation(invitation_id)
-            if invitation is None:
-                return
-            missed = settled(invitation, time.time())
-            if missed == invitation:
-                return
-            await self.store.put_invitation(missed)
-        self._locks.pop(invitation_id, None)
-        await self._announce(missed)
+        invitation = await self.store.get_invitation(invitation_id)
+        if invitation is None:
+            return
+        now = time.time()
+        missed = await self._change(invitation_id, invitation.inviter,
+                                    lambda stored: settled(stored, now))
+        if missed != invitation:
+            await self._announce(missed)
 
     def _stop_ringing(self, invitation_id: str) -> None:
         handle = self._ringing.pop(invitation_id, None)
         if handle is not None:
             handle.cancel()
-        self._locks.pop(invitation_id, None)
 
     # -- state --------------------------------------------------------------------------
 
-    def _lock(self, invitation_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(invitation_id, asyncio.Lock())
+    async def _change(self, invitation_id: object, identity: str,
+                      change: Callable[[Invitation], Invitation]) -> Invitation:
+        """``change`` the stored invitation (as ``identity``, one of its parties) until the
+        store takes it over the very version it was made from: nodes need no lock."""
+        for _ in range(CHANGE_ATTEMPTS):
+            current = await self._invitation(invitation_id, identity)
+            try:
+                changed = change(current)
+            except InvitationError as exc:
+                raise ApiError(_STATUS.get(exc.code, 409), exc.message, exc.code) from None
+            if changed == current or await self.store.put_invitation(changed, current):
+                return changed
+        raise ApiError(409, "the invitation keeps changing: try again", "conflict")
 
     async def _invitation(self, invitation_id: object, identity: str) -> Invitation:
         if not isinstance(invitation_id, str):

@@ -571,15 +571,19 @@ async def test_direct_messages_are_kept_for_both_sides_with_unread_counts(store:
     assert read == [True, True, True, True, False, False]
 
 
-async def test_invitations_are_listed_for_everyone_they_concern(store: Store) -> None:
+async def test_invitations_are_listed_for_everyone_and_changed_once(store: Store) -> None:
     call = new_invitation(inviter="ana", inviter_name="Ana", inviter_role=Role.BUYER,
                           to=[{"identity": "bo", "name": "Bo"}], now=10.0)
     meeting = new_invitation(inviter="bo", inviter_name="Bo", inviter_role=Role.EXHIBITOR,
                              to=[{"identity": "ana"}, {"identity": "cy"}], now=20.0)
-    await store.put_invitation(call)
-    await store.put_invitation(meeting)
+    assert await store.put_invitation(call)
+    assert await store.put_invitation(meeting)
+    assert not await store.put_invitation(call)  # its id is taken
     declined = invitation_answer(call, "bo", accept=False, now=12.0)
-    await store.put_invitation(declined)  # a change is not listed twice
+    accepted = invitation_answer(call, "bo", accept=True, now=12.0)
+    assert await store.put_invitation(declined, call)  # a change is not listed twice
+    # Another node's answer made from the same read comes second and is refused.
+    assert not await store.put_invitation(accepted, call)
     assert [i.id for i in await store.list_invitations("ana", 10)] == [meeting.id, call.id]
     assert await store.list_invitations("bo", 10) == [meeting, declined]
     assert await store.list_invitations("cy", 1) == [meeting]

@@ -228,3 +228,23 @@ async def test_guests_floods_and_bad_invitations_are_refused(
     bad = await buyer.sio.call("invite-answer", {"id": answers[0]["invitation"]["id"],
                                                  "accept": "yes"})
     assert bad["error"]["code"] == "invalid_field"
+
+
+async def test_two_pages_accepting_at_once_open_one_meeting(
+    server: TestServer, people: list[Participant]
+) -> None:
+    buyer = await online(server, people, "buyer-li", Role.BUYER, "booth")
+    tab_a = await online(server, people, "valve-co", Role.EXHIBITOR, "booth")
+    tab_b = await online(server, people, "valve-co", Role.EXHIBITOR, "lounge")
+    invitation = (await buyer.sio.call("invite", {"to": [{"identity": "valve-co"}]}))[
+        "invitation"]
+    replies = await asyncio.gather(*(
+        tab.sio.call("invite-answer", {"id": invitation["id"], "accept": True})
+        for tab in (tab_a, tab_b)))
+    won = [r for r in replies if "url" in r]
+    lost = [r for r in replies if "error" in r]
+    assert len(won) == 1 and [r["error"]["code"] for r in lost] == ["not_ringing"]
+    await until(buyer, "meeting-ready", lambda d: True)
+    await asyncio.sleep(0.3)
+    readies = [d for name, d in buyer.events if name == "meeting-ready"]
+    assert [d["room"] for d in readies] == [won[0]["invitation"]["room"]]  # one meeting
