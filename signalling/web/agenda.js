@@ -19,6 +19,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const TOAST_MS = 10000;
   const DURATIONS = [15, 30, 45, 60, 90, 120]; // minutes
   const DEFAULT_DURATION = 30;
@@ -133,13 +135,6 @@
   let loadedFor = null; // the socket.io connection the agenda was last read for
   let loading = null; // the agenda request under way
   let bookingError = null;
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   function button(className, text, onClick) {
     const node = el("button", "button button-small " + className, text);

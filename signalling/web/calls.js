@@ -19,6 +19,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const fairwire = window.fairwire;
   const i18n = window.FairwireI18n;
   if (!fairwire || !i18n) return;
@@ -138,13 +140,6 @@
   let result = null; // {text, until}: how the last call placed here ended
   let notice = null; // a short line under the dialog's forms
   let loadedFor = ""; // the identity whose calls were loaded
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   function button(className, text, onClick) {
     const node = el("button", "button " + className, text);

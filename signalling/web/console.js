@@ -20,6 +20,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const REFRESH_MS = 5000;
   const STORAGE_KEY = "fairwire.console.credential";
   const PARTICIPANTS_PAGE = 50;
@@ -449,13 +451,6 @@
   const drawn = { rooms: "", participants: "", links: "", room: "" };
 
   // -- helpers ----------------------------------------------------------------------------
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
 
   function enc(value) {
     return encodeURIComponent(value);

@@ -8,6 +8,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const REFRESH_MS = 10000;
   const i18n = window.FairwireI18n;
   const t = i18n.t;
@@ -35,13 +37,6 @@
 
   // Tests and curious people can look at what the page shows.
   const state = (window.fairwireIndex = { rooms: null, error: null, loadedAt: null });
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
 
   function formatTime(seconds) {
     if (typeof seconds !== "number") return "";

@@ -32,6 +32,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const ASK_MAX = 500;
   const CHAT_MAX = 1000;
   const CHAT_KEEP = 500; // messages kept on the page (the join brings the last 200)
@@ -280,13 +282,6 @@
   };
 
   // -- helpers ----------------------------------------------------------------------------
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
 
   function button(className, onClick) {
     const node = el("button", "button button-small " + className);

@@ -16,6 +16,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const fairwire = window.fairwire;
   const i18n = window.FairwireI18n;
   if (!fairwire || !i18n) return;
@@ -133,13 +135,6 @@
 
   function mutedKinds(identity) {
     return (view.state && view.state.muted[identity]) || [];
-  }
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
   }
 
   function button(text, onClick, className) {

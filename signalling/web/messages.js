@@ -12,6 +12,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const MAX_CHARS = 1000;
   const fairwire = window.fairwire;
   const i18n = window.FairwireI18n;
@@ -54,13 +56,6 @@
   const view = (window.fairwireMessages = { unread: {}, open: null, messages: [], error: null });
   const names = new Map(); // identity -> display name, as far as this page knows
   const talkedTo = new Set();
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
 
   function usable() {
     return fairwire.state === "joined" && !!fairwire.self && !fairwire.guest;

@@ -13,6 +13,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const CONSOLE_KEY = "fairwire.console.credential";
   const i18n = window.FairwireI18n;
   const t = i18n.t;
@@ -103,13 +105,6 @@
     } catch (_) {
       return "";
     }
-  }
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
   }
 
   /** A page link that keeps the room link's token, so that the next page is allowed too. */

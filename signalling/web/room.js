@@ -117,6 +117,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const ACK_TIMEOUT_MS = 10000;
   const GATHER_TIMEOUT_MS = 2000;
   const SYNC_RETRY_MS = 2000;
@@ -233,13 +235,6 @@
   let guestForm = { open: false, busy: false, notice: null };
 
   // -- helpers ----------------------------------------------------------------------------
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
 
   const SVG_NS = "http://www.w3.org/2000/svg";
   // Small line icons: a microphone and a camera, each struck through.

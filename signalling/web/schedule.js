@@ -10,6 +10,8 @@
 (function () {
   "use strict";
 
+  const el = window.FairwireDom.el; // dom.js
+
   const REFRESH_MS = 15000;
   const DAYS_AHEAD = 14;
   const i18n = window.FairwireI18n;
@@ -95,13 +97,6 @@
     window: null,
     days: [],
   });
-
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
 
   // -- time, in the viewer's time zone -------------------------------------------------------
 
