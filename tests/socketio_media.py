@@ -4,6 +4,7 @@ send (fake camera and microphone) and one to receive, negotiating as the room pa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -103,11 +104,12 @@ class Participant:
             while self.frames[kind] < start + count:
                 await asyncio.sleep(0.02)
 
-    async def wait_event(self, name: str) -> Any:
+    async def wait_event(self, name: str, matches: Callable[[Any], bool] | None = None) -> Any:
+        """The first ``name`` event received (that ``matches``, when given), waiting for it."""
         async with asyncio.timeout(10):
             while True:
                 for event, data in self.events:
-                    if event == name:
+                    if event == name and (matches is None or matches(data)):
                         return data
                 await asyncio.sleep(0.02)
 
@@ -118,3 +120,12 @@ class Participant:
         for pc in (self.sending, self.receiving):
             if pc is not None:
                 await pc.close()
+
+
+async def online(server: TestServer, people: list[Participant], identity: str, role: Role,
+                 room: str = "fair", token: str | None = None) -> Participant:
+    """A connected and joined client, closed at the test's end with the ``people`` fixture."""
+    person = Participant(server, identity, role, room=room, token=token)
+    people.append(person)
+    await person.connect()
+    return person

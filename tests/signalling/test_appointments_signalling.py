@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
-from socketio_media import Participant
+from socketio_media import Participant, online
 
 from config import load_config
 from rooms import Role, RoomKind
@@ -49,12 +49,9 @@ def link(server: TestServer, identity: str, role: Role, name: str | None = None,
         guest=guest, language="zh" if role == Role.BUYER else "en").token
 
 
-async def online(server: TestServer, people: list[Participant], identity: str,
-                 role: Role) -> Participant:
-    person = Participant(server, identity, role, room="booth", token=link(server, identity, role))
-    people.append(person)
-    await person.connect()
-    return person
+async def at_booth(server: TestServer, people: list[Participant], identity: str,
+                   role: Role) -> Participant:
+    return await online(server, people, identity, role, "booth", link(server, identity, role))
 
 
 async def call(server: TestServer, method: str, path: str, token: str | None,
@@ -99,8 +96,8 @@ async def wait_for(person: Participant, event: str, count: int) -> list[Any]:
 async def test_a_proposal_accepted_is_told_to_both_and_on_both_agendas(
     server: TestServer, people: list[Participant]
 ) -> None:
-    buyer_page = await online(server, people, "buyer-li", Role.BUYER)
-    exhibitor_page = await online(server, people, "valve-co", Role.EXHIBITOR)
+    buyer_page = await at_booth(server, people, "buyer-li", Role.BUYER)
+    exhibitor_page = await at_booth(server, people, "valve-co", Role.EXHIBITOR)
     buyer, exhibitor = link(server, "buyer-li", Role.BUYER, "Li Wei"), link(
         server, "valve-co", Role.EXHIBITOR, "Valve Co Ltd")
     when = slot(2)
@@ -303,8 +300,8 @@ async def test_the_agenda_as_an_icalendar_file_with_a_token_in_the_query(
 async def test_the_scheduler_reminds_both_and_opens_their_meeting_once(
     server: TestServer, people: list[Participant]
 ) -> None:
-    buyer_page = await online(server, people, "buyer-li", Role.BUYER)
-    exhibitor_page = await online(server, people, "valve-co", Role.EXHIBITOR)
+    buyer_page = await at_booth(server, people, "buyer-li", Role.BUYER)
+    exhibitor_page = await at_booth(server, people, "valve-co", Role.EXHIBITOR)
     buyer, exhibitor = link(server, "buyer-li", Role.BUYER), link(server, "valve-co",
                                                                   Role.EXHIBITOR)
     scheduler = server.app[APPOINTMENT_SCHEDULER]  # type: ignore[index]
@@ -373,8 +370,8 @@ async def test_two_nodes_open_the_meeting_once(
                          FAIRWIRE_NODE_ID="node-b")
     for node in (node_a, node_b):
         await node.app[APPOINTMENT_SCHEDULER].close()  # type: ignore[index]
-    buyer_page = await online(node_a, people, "buyer-li", Role.BUYER)
-    exhibitor_page = await online(node_b, people, "valve-co", Role.EXHIBITOR)
+    buyer_page = await at_booth(node_a, people, "buyer-li", Role.BUYER)
+    exhibitor_page = await at_booth(node_b, people, "valve-co", Role.EXHIBITOR)
     appointment = await book(node_a, link(node_a, "buyer-li", Role.BUYER),
                              link(node_b, "valve-co", Role.EXHIBITOR), 20 / HOUR)
     begins = appointment["start"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from socketio_media import Participant
+from socketio_media import Participant, online
 
 from config import load_config
 from rooms import Role, RoomKind
@@ -30,23 +30,6 @@ async def server(aiohttp_server: ServerFactory) -> TestServer:
                                  owner="valve-co"))
     await store.create_room(Room(id="lounge", name="Lounge", kind=RoomKind.MEETING))
     return server
-
-
-async def online(server: TestServer, people: list[Participant], identity: str, role: Role,
-                 room: str, token: str | None = None) -> Participant:
-    person = Participant(server, identity, role, room=room, token=token)
-    people.append(person)
-    await person.connect()
-    return person
-
-
-async def until(person: Participant, event: str, matches: Callable[[Any], bool]) -> Any:
-    async with asyncio.timeout(10):
-        while True:
-            for name, data in person.events:
-                if name == event and matches(data):
-                    return data
-            await asyncio.sleep(0.02)
 
 
 def answer_of(invitation: dict[str, Any], identity: str) -> str:
@@ -71,7 +54,7 @@ async def test_an_accepted_call_opens_a_private_meeting_for_the_two(
     invitation = sent["invitation"]
     assert not invitation["meeting"] and invitation["from_room_name"] == "Valves, hall 3"
     for page in (at_booth, elsewhere):  # every page of the invitee rings
-        ringing = await until(page, "invitation", lambda d: True)
+        ringing = await page.wait_event("invitation")
         assert answer_of(ringing["invitation"], "valve-co") == "ringing"
         assert ringing["invitation"]["from_name"] == "Buyer-Li"
 
@@ -80,13 +63,13 @@ async def test_an_accepted_call_opens_a_private_meeting_for_the_two(
     assert answer_of(accepted["invitation"], "valve-co") == "accepted"
     room_id = accepted["invitation"]["room"]
     assert room_of(accepted["url"]) == room_id
-    ready = await until(buyer, "meeting-ready", lambda d: True)
+    ready = await buyer.wait_event("meeting-ready")
     assert (ready["reason"], ready["id"], ready["room"]) == ("invitation", invitation["id"],
                                                               room_id)
-    await until(at_booth, "invitation",
+    await at_booth.wait_event("invitation",
                 lambda d: answer_of(d["invitation"], "valve-co") == "accepted")
     # Each is given their own link, and only they are.
-    own = await until(at_booth, "meeting-ready", lambda d: True)
+    own = await at_booth.wait_event("meeting-ready")
     assert own["url"] == accepted["url"] != ready["url"]
     tokens = server.app[TOKENS]  # type: ignore[index]
     await asyncio.sleep(0.2)
@@ -116,13 +99,13 @@ async def test_declined_and_missed_calls_are_listed_for_both(
     exhibitor = await online(server, people, "valve-co", Role.EXHIBITOR, "booth")
     first = (await buyer.sio.call("invite", {"to": [{"identity": "valve-co"}]}))["invitation"]
     await exhibitor.sio.call("invite-answer", {"id": first["id"], "accept": False})
-    told = await until(buyer, "invitation",
+    told = await buyer.wait_event("invitation",
                        lambda d: answer_of(d["invitation"], "valve-co") == "declined")
     assert told["invitation"]["room"] == ""  # nothing opened
 
     second = (await buyer.sio.call("invite", {"to": [{"identity": "valve-co"}]}))["invitation"]
     for page in (buyer, exhibitor):  # rang out: both are told
-        await until(page, "invitation", lambda d: d["invitation"]["id"] == second["id"]
+        await page.wait_event("invitation", lambda d: d["invitation"]["id"] == second["id"]
                     and answer_of(d["invitation"], "valve-co") == "missed")
     late = await exhibitor.sio.call("invite-answer", {"id": second["id"], "accept": True})
     assert late["error"]["code"] == "not_ringing"
@@ -150,7 +133,7 @@ async def test_a_meeting_for_several_and_people_asked_in_from_inside_it(
     sent = await host.sio.call("invite", {"to": [{"identity": "ana"}, {"identity": "bo"}]})
     invitation = sent["invitation"]
     assert invitation["meeting"] and invitation["room"]
-    mine = await until(host, "meeting-ready", lambda d: True)  # the host goes in at once
+    mine = await host.wait_event("meeting-ready")  # the host goes in at once
     assert room_of(mine["url"]) == invitation["room"]
     accepted = await ana.sio.call("invite-answer", {"id": invitation["id"], "accept": True})
     await bo.sio.call("invite-answer", {"id": invitation["id"], "accept": False})
@@ -184,11 +167,11 @@ async def test_guest_links_wait_in_the_lobby_and_only_moderators_make_them(
     await online(server, people, "valve-co", Role.EXHIBITOR, "booth")
     invitation = (await buyer.sio.call("invite", {"to": [{"identity": "valve-co"}]}))[
         "invitation"]
-    await until(buyer, "invitation", lambda d: True)
+    await buyer.wait_event("invitation")
     exhibitor = people[1]
     accepted = await exhibitor.sio.call("invite-answer", {"id": invitation["id"],
                                                           "accept": True})
-    ready = await until(buyer, "meeting-ready", lambda d: True)
+    ready = await buyer.wait_event("meeting-ready")
     owner = Participant(server, "buyer-li", Role.BUYER, room=ready["room"],
                         token=token_of(ready["url"]))
     people.append(owner)
@@ -244,7 +227,7 @@ async def test_two_pages_accepting_at_once_open_one_meeting(
     won = [r for r in replies if "url" in r]
     lost = [r for r in replies if "error" in r]
     assert len(won) == 1 and [r["error"]["code"] for r in lost] == ["not_ringing"]
-    await until(buyer, "meeting-ready", lambda d: True)
+    await buyer.wait_event("meeting-ready")
     await asyncio.sleep(0.3)
     readies = [d for name, d in buyer.events if name == "meeting-ready"]
     assert [d["room"] for d in readies] == [won[0]["invitation"]["room"]]  # one meeting

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from socketio_media import Participant
+from socketio_media import Participant, online
 
 from config import load_config
 from rooms import Role, RoomKind
@@ -30,14 +30,6 @@ async def server(aiohttp_server: ServerFactory) -> TestServer:
                                  owner="valve-co"))
     await store.create_room(Room(id="deal", name="Deal", kind=RoomKind.MEETING))
     return server
-
-
-async def online(server: TestServer, people: list[Participant], identity: str, role: Role,
-                 room: str, token: str | None = None) -> Participant:
-    person = Participant(server, identity, role, room=room, token=token)
-    people.append(person)
-    await person.connect()
-    return person
 
 
 def received(person: Participant, event: str) -> list[Any]:
