@@ -561,6 +561,7 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
     rtx_ssrcs: dict[int, int] = getattr(receiver, private + "rtx_ssrc")
     estimator = getattr(receiver, private + "remote_bitrate_estimator")
     nacks = getattr(receiver, private + "nack_generator")
+    rtcp_ssrc_field = private + "rtcp_ssrc"  # set later, when the transceiver learns its SSRC
 
     async def receive(packet: RtpPacket, forwarded: RtpPacket | None,
                       arrival_time_ms: int) -> None:
@@ -572,7 +573,7 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
                 remb = estimator.add(
                     abs_send_time=abs_send_time, arrival_time_ms=arrival_time_ms,
                     payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
-                rtcp_ssrc = getattr(receiver, private + "rtcp_ssrc")
+                rtcp_ssrc = getattr(receiver, rtcp_ssrc_field)
                 if rtcp_ssrc is not None and remb is not None:
                     await receiver._send_rtcp(RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
