@@ -63,6 +63,10 @@ class Settings:
     rate_limit_per_minute: int = 600
     cors_origins: tuple[str, ...] = ("*",)
     ice_servers: tuple[str, ...] = ()
+    # Every peer connection's media goes through this one UDP port (0: any free one, logged at
+    # start-up); candidates advertise media_host, or the machine's first IPv4 address.
+    media_host: str = "0.0.0.0"
+    media_port: int = 0
     log_level: str = "INFO"
     # Each room's event log keeps at most this many events, none older than this (seconds):
     # a client that was away longer catches up from a fresh snapshot instead.
@@ -112,6 +116,8 @@ def _coerce(name: str, raw: object) -> object:
     setting = f"{ENV_PREFIX}{name.upper()}"
     if name == "port":
         return _parse_int(setting, raw, 1, 65535)
+    if name == "media_port":
+        return _parse_int(setting, raw, 0, 65535)
     if name == "max_body_bytes":
         return _parse_int(setting, raw, 1024, 64 * 1024 * 1024)
     if name == "token_max_ttl":
@@ -181,6 +187,11 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"FAIRWIRE_PUBLIC_URL: not an http(s) URL: {settings.public_url!r}")
     if settings.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"FAIRWIRE_LOG_LEVEL: unknown level {settings.log_level!r}")
+    try:
+        ipaddress.IPv4Address(settings.media_host)
+    except ValueError:
+        raise ConfigError(
+            f"FAIRWIRE_MEDIA_HOST: {settings.media_host!r} is not an IPv4 address") from None
     for server in settings.ice_servers:
         if not server.startswith(("stun:", "turn:", "turns:")):
             raise ConfigError(f"FAIRWIRE_ICE_SERVERS: not a stun:/turn: URL: {server!r}")

@@ -38,6 +38,10 @@ What is used, and why:
 - ``RTCIceTransport._connection`` and aioice ``Connection.query_consent``/``build_request``/
   ``remote_password``: consent freshness (RFC 7675) that also counts authenticated media, see
   :func:`keep_consent`.
+- ``RTCDtlsTransport._rtp_router``/``_rx_srtp``/``_state``: received SRTP is unprotected, parsed
+  and routed to its receiver as the datagram arrives on the node's shared socket
+  (:func:`_receive_media_now`, :mod:`sfu.ice_mux`), the way ``_recv_next`` does it a queue hop
+  later.
 - ``RTCDtlsTransport._rtp_header_extensions_map``: each transport reads received header
   extensions with :class:`IngressExtensions` instead of aiortc's reader, which raises out of
   its receive loop on an element of an unexpected length; ``aiortc.codecs.HEADER_EXTENSIONS``
@@ -69,6 +73,7 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
+    clock,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsFingerprint
@@ -86,6 +91,7 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
+    is_rtcp,
     pack_remb_fci,
     unwrap_rtx,
 )
@@ -96,6 +102,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from sfu.codecs import CodecFormat
+from sfu.ice_mux import MediaReceiver, MediaSocket, shared_socket
 from sfu.rtp import AUDIO_LEVEL_EXTENSION_URI, RTX_OSN_SIZE, audio_level, extension_value_at
 
 PINNED_AIORTC = "1.16.0"
@@ -229,6 +236,13 @@ def check_internals() -> list[str]:
             missing.append(f"RTCDtlsTransport._setup_srtp sets {name}")
     if "_rx_srtp" not in RTCDtlsTransport._recv_next.__code__.co_names:
         missing.append("RTCDtlsTransport._recv_next reads _rx_srtp")
+    if "_rtp_router" not in dtls_init:
+        missing.append("RTCDtlsTransport._rtp_router")
+    from aiortc.rtcdtlstransport import RtpRouter
+
+    need(RtpRouter, "route_rtp")
+    if "_rx_srtp" not in RTCDtlsTransport._recv_next.__code__.co_names:
+        missing.append("RTCDtlsTransport._recv_next unprotects with _rx_srtp")
     if "_rtp_header_extensions_map" not in dtls_init:
         missing.append("RTCDtlsTransport._rtp_header_extensions_map")
     if "_rtp_header_extensions_map" not in RTCDtlsTransport._handle_rtp_data.__code__.co_names:
@@ -428,11 +442,13 @@ def received_audio_level(packet: RtpPacket) -> int:
     return level if type(level) is int else -1
 
 
-def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
+def new_peer_connection(configuration: RTCConfiguration,
+                        media_socket: MediaSocket | None = None) -> RTCPeerConnection:
     """An aiortc peer connection whose DTLS takes RSA and ECDSA peers, in either role, whose
     SRTP carries packets up to :data:`MAX_RTP_PACKET_BYTES`, whose consent freshness
     counts authenticated media (:func:`query_consent`), and whose received header extensions
-    are read by :class:`IngressExtensions`."""
+    are read by :class:`IngressExtensions`. With ``media_socket`` its ICE runs on the node's
+    shared UDP socket, and received SRTP skips aioice's queue (:func:`_receive_media_now`)."""
     pc = RTCPeerConnection(configuration)
     pc._RTCPeerConnection__certificates = [  # type: ignore[attr-defined]
         ForwardingCertificate.generateCertificate()
@@ -444,12 +460,54 @@ def new_peer_connection(configuration: RTCConfiguration) -> RTCPeerConnection:
         dtls._rtp_header_extensions_map = IngressExtensions()
         _allow_full_mtu(dtls)
         keep_consent(dtls)
+        if media_socket is not None:
+            media_socket.attach(dtls.transport._connection, _receive_media_now(dtls))
         return dtls
 
     pc._RTCPeerConnection__createDtlsTransport = (  # type: ignore[attr-defined]
         create_full_mtu_dtls_transport
     )
     return pc
+
+
+def _receive_media_now(dtls: RTCDtlsTransport) -> MediaReceiver:
+    """What ``RTCDtlsTransport._recv_next`` does with an SRTP packet, done as the datagram
+    arrives: no hop through aioice's queue and the transport's receive task (a future, a task
+    step and four coroutine frames a packet), and no await between unprotect and fan-out.
+    RTCP, and RTP for a receiver without the SFU's hook, keep aiortc's own path."""
+    router = dtls._rtp_router
+    connected = DtlsState.CONNECTED
+    unhooked: set[asyncio.Future[None]] = set()
+
+    def receive(data: bytes) -> bool:
+        session = dtls._rx_srtp
+        if session is None or dtls._state is not connected or is_rtcp(data):
+            return False
+        arrival_time_ms = clock.current_ms()
+        try:
+            packet = RtpPacket.parse(session.unprotect(data), dtls._rtp_header_extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return True  # aiortc drops these too, and goes on
+        receiver = router.route_rtp(packet)
+        if receiver is None:
+            return True
+        forward_now: Callable[[RtpPacket, int], None] | None = getattr(
+            receiver, _FORWARD_NOW, None)
+        if forward_now is not None:
+            forward_now(packet, arrival_time_ms)
+        else:
+            _in_background(unhooked, receiver._handle_rtp_packet(packet, arrival_time_ms))
+        return True
+
+    return receive
+
+
+def _in_background(tasks: set[asyncio.Future[None]], work: Awaitable[None]) -> None:
+    """Run ``work`` as a task that ``tasks`` holds until it is done (the event loop keeps
+    only weak references to tasks)."""
+    task = asyncio.ensure_future(work)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def oversized_packets_dropped(pc: RTCPeerConnection) -> int:
@@ -521,13 +579,15 @@ def install_ingress_hook(
     decoder_stopped = False
     receive = _forward_only_receive(receiver)
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def forward_now(packet: RtpPacket, arrival_time_ms: int) -> None:
         nonlocal decoder_stopped
         if not decoder_stopped:
             decoder_stopped = True
             stop_decoder()
-        forwarded = on_packet(packet, arrival_time_ms)
-        await receive(packet, forwarded, arrival_time_ms)
+        receive(packet, on_packet(packet, arrival_time_ms), arrival_time_ms)
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        forward_now(packet, arrival_time_ms)
         if yield_every is not None and yield_every():
             await asyncio.sleep(0)
 
@@ -539,9 +599,12 @@ def install_ingress_hook(
 
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
     receiver._handle_rtcp_packet = handle_rtcp_packet  # type: ignore[method-assign]
+    setattr(receiver, _FORWARD_NOW, forward_now)
 
 
-ForwardOnlyReceive = Callable[[RtpPacket, RtpPacket | None, int], Awaitable[None]]
+# The attribute a hooked receiver keeps its synchronous ingress in (see _receive_media_now).
+_FORWARD_NOW = "_fairwire_forward_now"
+ForwardOnlyReceive = Callable[[RtpPacket, RtpPacket | None, int], None]
 
 
 def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
@@ -553,7 +616,8 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
     Left out: the depacketizer, the jitter buffer (one frame of buffering per packet, and
     PLIs of its own that would bypass :class:`sfu.keyframes.PliThrottle`), the decoder queue
     and ``getSynchronizationSources``' bookkeeping. :data:`RECEIVE_PATH_DIGEST` pins the
-    method this mirrors.
+    method this mirrors. It runs synchronously: the RTCP it sends (REMB about once a second,
+    NACKs on loss) goes out in a task of its own.
     """
     private = "_RTCRtpReceiver__"
     codecs: dict[int, RTCRtpCodecParameters] = getattr(receiver, private + "codecs")
@@ -562,9 +626,9 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
     estimator = getattr(receiver, private + "remote_bitrate_estimator")
     nacks = getattr(receiver, private + "nack_generator")
     rtcp_ssrc_field = private + "rtcp_ssrc"  # set later, when the transceiver learns its SSRC
+    sending: set[asyncio.Future[None]] = set()
 
-    async def receive(packet: RtpPacket, forwarded: RtpPacket | None,
-                      arrival_time_ms: int) -> None:
+    def receive(packet: RtpPacket, forwarded: RtpPacket | None, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
         if estimator is not None:
@@ -575,9 +639,9 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
                     payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
                 rtcp_ssrc = getattr(receiver, rtcp_ssrc_field)
                 if rtcp_ssrc is not None and remb is not None:
-                    await receiver._send_rtcp(RtcpPsfbPacket(
+                    _in_background(sending, receiver._send_rtcp(RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
-                        fci=pack_remb_fci(*remb)))
+                        fci=pack_remb_fci(*remb))))
         codec = codecs.get(packet.payload_type)
         if codec is None:
             return
@@ -598,7 +662,8 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
                     return
                 packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
         if nacks.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+            _in_background(sending,
+                           receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
 
     return receive
 
@@ -715,14 +780,17 @@ class SrtpSink:
     This is the per-subscriber half of the fan-out, so it is kept to the bone: libsrtp's
     protect is called through pylibsrtp's cffi handle on the session's own buffer (pylibsrtp's
     ``Session.protect`` takes only ``bytes`` and allocates per call), and the datagram goes to
-    the selected candidate pair's transport. Everything is looked up once, when the transport
-    is first usable; until then (or after it closed) :meth:`send` drops the packet.
+    the selected candidate pair's transport: the node's shared socket, written to directly.
+    Everything is looked up once, when the transport is first usable; until then (or after it
+    closed) :meth:`send` drops the packet. A :class:`sfu.batch_fanout.BatchedFanout` sends for
+    it instead, from :attr:`session`, :attr:`address` and :attr:`media_socket`, and counts what
+    it sent in :attr:`sent_packets`.
     One thread only: the buffer is shared with aiortc's own RTCP protection.
     """
 
     __slots__ = (
-        "_addr", "_buffer", "_capacity", "_cdata", "_dtls", "_len_p", "_sendto", "_srtp",
-        "sent_packets",
+        "_buffer", "_capacity", "_cdata", "_dtls", "_len_p", "_sendto", "_srtp", "address",
+        "batched", "media_socket", "sent", "session",
     )
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
@@ -733,8 +801,12 @@ class SrtpSink:
         self._capacity = 0
         self._len_p = _srtp_ffi.new("int *")
         self._sendto: Callable[[bytes, Any], None] | None = None
-        self._addr: Any = None
-        self.sent_packets = 0
+        self.session: pylibsrtp.Session | None = None
+        self.address: tuple[str, int] | None = None
+        self.media_socket: MediaSocket | None = None
+        self.sent = 0  # by send()
+        # Fan-outs sending for this sink, each with a count of what it sent (see sent_packets).
+        self.batched: dict[Any, Callable[[], int]] = {}
 
     def _resolve(self) -> bool:
         dtls = self._dtls
@@ -744,12 +816,20 @@ class SrtpSink:
         pair = dtls.transport._connection._nominated.get(1)
         if pair is None or pair.protocol.transport is None:
             return False
+        transport = pair.protocol.transport
+        media_socket = shared_socket(transport)
+        if media_socket is not None:
+            if media_socket.transport is None:
+                return False
+            transport = media_socket.transport
         self._srtp = session._srtp[0]
         self._cdata = session._cdata
         self._buffer = session._buffer
         self._capacity = len(session._cdata) - SRTP_MAX_TRAILER_LEN
-        self._sendto = pair.protocol.transport.sendto
-        self._addr = pair.remote_addr
+        self._sendto = transport.sendto
+        self.session = session
+        self.address = (pair.remote_addr[0], pair.remote_addr[1])
+        self.media_socket = media_socket
         return True
 
     def send(self, packet: bytes | bytearray) -> bool:
@@ -768,12 +848,17 @@ class SrtpSink:
         if _srtp_protect(srtp, self._cdata, len_p):
             return False
         try:
-            self._sendto(buffer[0 : len_p[0]], self._addr)  # type: ignore[misc]
+            self._sendto(buffer[0 : len_p[0]], self.address)  # type: ignore[misc]
         except (OSError, AttributeError, RuntimeError):
             self.close()
             return False
-        self.sent_packets += 1
+        self.sent += 1
         return True
+
+    @property
+    def sent_packets(self) -> int:
+        """RTP packets sent for this subscriber, by itself and by fan-outs."""
+        return self.sent + sum(count() for count in self.batched.values())
 
     @property
     def ready(self) -> bool:
@@ -782,7 +867,9 @@ class SrtpSink:
     def close(self) -> None:
         self._srtp = None
         self._sendto = None
-        self._addr = None
+        self.address = None
+        self.session = None
+        self.media_socket = None
 
 
 class IdleTrack(MediaStreamTrack):

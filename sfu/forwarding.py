@@ -6,8 +6,10 @@ negotiated the same outgoing stream (SSRC, payload type, header extensions: all 
 the server offered to, since the SSRC is chosen per publication) share an
 :class:`OutboundStream`: the sequence/timestamp rewrite and the packet are made once per
 incoming packet, and per subscriber only SRTP protect and ``sendto`` remain. Sending is a
-callable passed in (protect + ``sendto`` in production, a list in tests) and time is passed in
-as milliseconds, so everything here is tested directly.
+callable per subscriber passed in (protect + ``sendto`` in production, a list in tests), and
+how a stream's packet reaches all of its subscribers is a :class:`Fanout` (one call each by
+default; one batch for the kernel in production); time is passed in as milliseconds, so
+everything here is tested directly.
 """
 
 from __future__ import annotations
@@ -38,6 +40,43 @@ MID_EXTENSION_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 FANOUT_SENDS_PER_TURN = 400
 
 SendPacket = Callable[[bytearray], bool]
+
+
+class Fanout(Protocol):
+    """How one outgoing stream's packet reaches the subscribers receiving it."""
+
+    def set(self, targets: tuple[SendPacket, ...]) -> None:
+        """The subscribers receiving now changed (rare: joins, leaves, keyframes)."""
+
+    def send(self, packet: bytearray) -> int:
+        """Send ``packet`` to every target; the number of sends that failed."""
+
+
+class SendEach:
+    """A :class:`Fanout` that calls each subscriber's send: the reference behaviour."""
+
+    __slots__ = ("_targets",)
+
+    def __init__(self) -> None:
+        self._targets: tuple[SendPacket, ...] = ()
+
+    def set(self, targets: tuple[SendPacket, ...]) -> None:
+        self._targets = targets
+
+    def send(self, packet: bytearray) -> int:
+        failed = 0
+        for send in self._targets:
+            # One subscriber's failure (a closed transport, a packet too long for it) is
+            # counted and costs the others nothing: they and the publisher's ingress go on.
+            try:
+                if not send(packet):
+                    failed += 1
+            except Exception:
+                failed += 1
+        return failed
+
+
+FanoutFactory = Callable[[], Fanout]
 _NO_AUDIO_LEVEL = AUDIO_LEVEL_MASK + 1  # quieter than every level: the first one replaces it
 
 
@@ -65,6 +104,7 @@ class DownTrack:
         "audio_level_id",
         "extension_block",
         "kind",
+        "new_fanout",
         "outbound",
         "payload_type",
         "retransmitted",
@@ -90,8 +130,10 @@ class DownTrack:
         initial_sequence_number: int = 0,
         initial_timestamp: int = 0,
         initial_rtx_sequence_number: int = 0,
+        new_fanout: FanoutFactory = SendEach,
     ) -> None:
         self.kind = kind
+        self.new_fanout = new_fanout
         self.ssrc = ssrc
         self.payload_type = payload_type
         self.rtx_payload_type = rtx_payload_type if rtx_ssrc is not None else None
@@ -140,6 +182,7 @@ class DownTrack:
                               self.audio_level_id),
             StreamRewriter(self._clock_rate, *self._initial),
             gated=self.kind == "video",
+            fanout=self.new_fanout(),
         )
 
     def resend(self, lost: list[int], history: PacketHistory, now_ms: int) -> int:
@@ -182,23 +225,33 @@ class OutboundStream:
     """One outgoing RTP stream and the down-tracks that receive exactly it."""
 
     __slots__ = (
-        "failed", "gated", "members", "octets", "packets", "rewriter", "targets", "template",
-        "waiting",
+        "_fanout", "_targets", "failed", "gated", "members", "octets", "packets", "rewriter",
+        "template", "waiting",
     )
 
-    def __init__(self, template: RtpHeaderTemplate, rewriter: StreamRewriter, gated: bool
-                 ) -> None:
+    def __init__(self, template: RtpHeaderTemplate, rewriter: StreamRewriter, gated: bool,
+                 fanout: Fanout | None = None) -> None:
         self.template = template
         self.rewriter = rewriter
         self.gated = gated
-        # Subscribers receiving now, as their send callables (the tight loop touches nothing
-        # else), and those waiting for a keyframe before their first packet.
-        self.targets: tuple[SendPacket, ...] = ()
+        self._fanout = SendEach() if fanout is None else fanout
+        # Subscribers receiving now, as their send callables (what the fan-out is given), and
+        # those waiting for a keyframe before their first packet.
+        self._targets: tuple[SendPacket, ...] = ()
         self.waiting: list[DownTrack] = []
         self.members: tuple[DownTrack, ...] = ()  # every down-track, receiving or waiting
         self.packets = 0
         self.octets = 0
         self.failed = 0  # sends that a subscriber's transport refused or raised on
+
+    @property
+    def targets(self) -> tuple[SendPacket, ...]:
+        return self._targets
+
+    @targets.setter
+    def targets(self, targets: tuple[SendPacket, ...]) -> None:
+        self._targets = targets
+        self._fanout.set(targets)
 
     def add(self, downtrack: DownTrack) -> None:
         downtrack.outbound = self
@@ -237,21 +290,16 @@ class OutboundStream:
         if self.waiting and keyframe:
             self.targets = (*self.targets, *(d.send for d in self.waiting))
             self.waiting = []
-        targets = self.targets
+        targets = self._targets
         if not targets:
             return 0
         mapped = self.rewriter.rewrite(seq, ts, now_ms)
         if mapped is None:
             return 0
         packet = self.template.build(marker, mapped[0], mapped[1], payload, audio_level)
-        for send in targets:
-            # One subscriber's failure (a closed transport, a packet too long for it) is
-            # counted and costs the others nothing: they and the publisher's ingress go on.
-            try:
-                if not send(packet):
-                    self.failed += 1
-            except Exception:
-                self.failed += 1
+        failed = self._fanout.send(packet)
+        if failed:
+            self.failed += failed
         self.packets += 1
         self.octets += len(payload)
         return len(targets)

@@ -34,6 +34,7 @@ from sfu import _aiortc_compat as compat
 from sfu.codecs import CodecFormat, H264Profile
 from sfu.forwarding import MID_EXTENSION_URI, DownTrack, SourceStream
 from sfu.history import PacketHistory
+from sfu.ice_mux import MediaSocket
 from sfu.program import KEEP, KINDS, Choice, ProgramSlot, ProgramState, ProgramTrack
 from sfu.rtp import AUDIO_LEVEL_EXTENSION_URI
 from sfu.sender_report import SenderReportTranslator
@@ -133,6 +134,9 @@ ProgramListener = Callable[["SfuRoom"], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class MediaSettings:
     ice_servers: tuple[str, ...] = ()
+    # The one UDP socket every peer connection uses (sfu.ice_mux); port 0: any free one.
+    media_host: str = "0.0.0.0"
+    media_port: int = 0
     pli_interval_ms: int = 500
     history_size: int = 1024
     history_max_age_ms: int = 3000
@@ -343,7 +347,8 @@ class Publisher:
         self.room = room
         self.identity = identity
         self.publications: dict[RTCRtpTransceiver, Publication] = {}
-        self.pc = compat.new_peer_connection(room.sfu.settings.rtc_configuration())
+        self.pc = compat.new_peer_connection(room.sfu.settings.rtc_configuration(),
+                                             room.sfu.media_socket)
         self._on_closed = on_closed
         self._closed = False
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -491,7 +496,8 @@ class Subscriber:
         self.room = room
         self.identity = identity
         self.selection = selection or Selection()
-        self.pc = compat.new_peer_connection(room.sfu.settings.rtc_configuration())
+        self.pc = compat.new_peer_connection(room.sfu.settings.rtc_configuration(),
+                                             room.sfu.media_socket)
         self.bindings: dict[Feed, Binding] = {}
         self._sink: compat.SrtpSink | None = None
         self._on_negotiation_needed = on_negotiation_needed
@@ -900,9 +906,16 @@ class Sfu:
     rooms: dict[str, SfuRoom] = field(default_factory=dict)
     _report_task: asyncio.Task[None] | None = None
     _program_listeners: list[ProgramListener] = field(default_factory=list)
+    media_socket: MediaSocket = field(init=False)
 
     def __post_init__(self) -> None:
         compat.register_forwarded_codecs()
+        self.media_socket = MediaSocket(self.settings.media_host, self.settings.media_port)
+
+    async def start(self) -> None:
+        """Bind the media port now (connections would otherwise bind it when first needed),
+        so that a port in use stops the node at start-up."""
+        await self.media_socket.open()
 
     def on_program(self, listener: ProgramListener) -> None:
         """Call ``listener`` each time a room's program changes (a choice, a track that went
@@ -979,3 +992,4 @@ class Sfu:
         for room in list(self.rooms.values()):
             await room.close()
         self.rooms.clear()
+        self.media_socket.close()

@@ -118,7 +118,8 @@ def create_app(settings: Settings) -> web.Application:
     app[REALTIME] = realtime
     credentials.watch(realtime)
     realtime.sio.attach(app)
-    sfu = Sfu(MediaSettings(ice_servers=settings.ice_servers))
+    sfu = Sfu(MediaSettings(ice_servers=settings.ice_servers, media_host=settings.media_host,
+                            media_port=settings.media_port))
     media = MediaSignalling(realtime, store, sfu)
     Stage(realtime, store, media.stop_publishing)
     ProgramSwitch(realtime, store, sfu)
@@ -184,6 +185,7 @@ async def _store_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await realtime.forget_participants(stale)
     realtime.start()
     app[CREDENTIALS].start()
+    await app[SFU].start()
     yield
     await app[CREDENTIALS].close()
     await app[MEDIA].close()

@@ -48,6 +48,9 @@ def test_settings_are_frozen() -> None:
         ({"FAIRWIRE_API_KEY": ""}, "FAIRWIRE_API_KEY"),
         ({"FAIRWIRE_LOG_LEVEL": "LOUD"}, "FAIRWIRE_LOG_LEVEL"),
         ({"FAIRWIRE_ICE_SERVERS": "http://x"}, "FAIRWIRE_ICE_SERVERS"),
+        ({"FAIRWIRE_MEDIA_PORT": "65536"}, "FAIRWIRE_MEDIA_PORT"),
+        ({"FAIRWIRE_MEDIA_HOST": "::1"}, "FAIRWIRE_MEDIA_HOST"),
+        ({"FAIRWIRE_MEDIA_HOST": "media.example"}, "FAIRWIRE_MEDIA_HOST"),
         ({"FAIRWIRE_CONFIG": "/nonexistent/fw.toml"}, "FAIRWIRE_CONFIG"),
     ],
 )
@@ -113,3 +116,11 @@ def test_links_outlast_a_fair_and_sessions_are_short() -> None:
     assert (settings.guest_token_ttl, settings.guest_tokens_per_minute) == (3600, 10)
     tuned = load_config(environ={"FAIRWIRE_SESSION_TTL": "10", "FAIRWIRE_LIVE_GRACE": "0"})
     assert (tuned.session_ttl, tuned.live_grace) == (10, 0)
+
+
+def test_the_media_port_and_its_address_come_from_the_environment() -> None:
+    assert (load_config(environ={}).media_host, load_config(environ={}).media_port) == (
+        "0.0.0.0", 0)
+    settings = load_config(environ={"FAIRWIRE_MEDIA_PORT": "7882",
+                                    "FAIRWIRE_MEDIA_HOST": "192.0.2.10"})
+    assert (settings.media_host, settings.media_port) == ("192.0.2.10", 7882)
