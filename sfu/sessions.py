@@ -31,8 +31,10 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from sfu import _aiortc_compat as compat
+from sfu.batch_fanout import BatchedFanout
+from sfu.batch_send import BatchSender, ReferenceBatchSender, open_batch_sender
 from sfu.codecs import CodecFormat, H264Profile
-from sfu.forwarding import MID_EXTENSION_URI, DownTrack, SourceStream
+from sfu.forwarding import MID_EXTENSION_URI, DownTrack, Fanout, SendEach, SourceStream
 from sfu.history import PacketHistory
 from sfu.ice_mux import MediaSocket
 from sfu.program import KEEP, KINDS, Choice, ProgramSlot, ProgramState, ProgramTrack
@@ -137,6 +139,9 @@ class MediaSettings:
     # The one UDP socket every peer connection uses (sfu.ice_mux); port 0: any free one.
     media_host: str = "0.0.0.0"
     media_port: int = 0
+    # Protect and send each forwarded packet for all its subscribers in one native call
+    # (sfu.batch_send); False, or the extension not built: the Python reference does it.
+    native_batch: bool = True
     pli_interval_ms: int = 500
     history_size: int = 1024
     history_max_age_ms: int = 3000
@@ -662,6 +667,7 @@ class Subscriber:
             payload_type=negotiated.payload_type,
             ssrc=negotiated.ssrc,
             send=sink.send,
+            new_fanout=self.room.sfu.new_fanout,
             mid=negotiated.mid,
             mid_extension_id=negotiated.extension_ids.get(MID_EXTENSION_URI),
             audio_level_extension_id=negotiated.extension_ids.get(AUDIO_LEVEL_EXTENSION_URI),
@@ -907,10 +913,27 @@ class Sfu:
     _report_task: asyncio.Task[None] | None = None
     _program_listeners: list[ProgramListener] = field(default_factory=list)
     media_socket: MediaSocket = field(init=False)
+    _batch_sender: BatchSender | None = None
 
     def __post_init__(self) -> None:
         compat.register_forwarded_codecs()
         self.media_socket = MediaSocket(self.settings.media_host, self.settings.media_port)
+
+    def new_fanout(self) -> Fanout:
+        """How an outgoing stream of this node reaches its subscribers: one batch per packet
+        on the shared socket (see :class:`sfu.batch_fanout.BatchedFanout`)."""
+        sender = self._batch_sender
+        if sender is None:
+            fileno = self.media_socket.fileno
+            if fileno < 0:
+                return SendEach()  # no socket yet: nothing batchable to send to either
+            if self.settings.native_batch:
+                sender, line = open_batch_sender(fileno)
+            else:
+                sender, line = ReferenceBatchSender(fileno), "batch send: Python (configured)"
+            log.info("%s", line)
+            self._batch_sender = sender
+        return BatchedFanout(sender, self.media_socket)
 
     async def start(self) -> None:
         """Bind the media port now (connections would otherwise bind it when first needed),
@@ -992,4 +1015,7 @@ class Sfu:
         for room in list(self.rooms.values()):
             await room.close()
         self.rooms.clear()
+        if self._batch_sender is not None:
+            self._batch_sender.close()
+            self._batch_sender = None
         self.media_socket.close()

@@ -14,6 +14,7 @@ from ports import free_port
 from test_sessions import Clients, Viewer, publish
 
 from sfu import ice_mux
+from sfu.batch_send import NativeBatchSender
 from sfu.ice_mux import (
     STUN_CLASS_INDICATION,
     STUN_CLASS_REQUEST,
@@ -107,6 +108,11 @@ async def test_fifty_peer_connections_share_one_udp_port_and_all_receive(
         viewer.pc.getTransceivers()[0].receiver.transport.transport._connection
         ._nominated[1].remote_addr[1] for viewer in viewers}
     assert remote_ports == {port}
+    # And the fan-out hands each packet for all 49 to the kernel in one native batch.
+    sender = sfu._batch_sender
+    assert isinstance(sender, NativeBatchSender)
+    assert sender.sent >= 49 * 10 and sender.failed == 0
+    assert all(viewer.subscriber.sent_packets >= 10 for viewer in viewers)
 
 
 async def test_the_media_port_is_the_configured_one_and_a_port_in_use_is_refused() -> None:

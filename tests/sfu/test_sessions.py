@@ -16,7 +16,7 @@ from aiortc.sdp import SessionDescription
 from tone import ToneTrack
 
 from sfu.codecs import CodecFormat
-from sfu.sessions import Publisher, SdpError, Sfu, Subscriber
+from sfu.sessions import MediaSettings, Publisher, SdpError, Sfu, Subscriber
 
 
 class Clients:
@@ -38,9 +38,10 @@ class Clients:
             await pc.close()
 
 
-@pytest.fixture
-async def sfu() -> AsyncIterator[Sfu]:
-    instance = Sfu()
+@pytest.fixture(params=[True, False], ids=["native-batch", "python-batch"])
+async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
+    # Every forwarding test runs on both batch senders: the native one and its reference.
+    instance = Sfu(MediaSettings(native_batch=request.param))
     yield instance
     await instance.close()
 
