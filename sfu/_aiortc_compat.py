@@ -103,6 +103,7 @@ from pylibsrtp._binding import lib as _srtp_lib
 
 from sfu.codecs import CodecFormat
 from sfu.ice_mux import MediaReceiver, MediaSocket, shared_socket
+from sfu.remb import RembThrottle
 from sfu.rtp import AUDIO_LEVEL_EXTENSION_URI, RTX_OSN_SIZE, audio_level, extension_value_at
 
 PINNED_AIORTC = "1.16.0"
@@ -610,7 +611,8 @@ ForwardOnlyReceive = Callable[[RtpPacket, RtpPacket | None, int], None]
 def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
     """aiortc's ``RTCRtpReceiver._handle_rtp_packet`` without what only a decoder needs.
 
-    Kept, in aiortc's order: the bandwidth estimate from abs-send-time (REMB to the publisher),
+    Kept, in aiortc's order: the bandwidth estimate from abs-send-time (REMB to the publisher,
+    throttled by :class:`sfu.remb.RembThrottle`: aiortc sends one per packet under overuse),
     the per-SSRC statistics its receiver reports are made of, RTX unwrapping (done once: the
     SFU's own unwrapped packet is reused when it has one) and NACKs for what went missing.
     Left out: the depacketizer, the jitter buffer (one frame of buffering per packet, and
@@ -627,6 +629,7 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
     nacks = getattr(receiver, private + "nack_generator")
     rtcp_ssrc_field = private + "rtcp_ssrc"  # set later, when the transceiver learns its SSRC
     sending: set[asyncio.Future[None]] = set()
+    remb_throttle = RembThrottle()
 
     def receive(packet: RtpPacket, forwarded: RtpPacket | None, arrival_time_ms: int) -> None:
         if not receiver._enabled:
@@ -638,7 +641,8 @@ def _forward_only_receive(receiver: RTCRtpReceiver) -> ForwardOnlyReceive:
                     abs_send_time=abs_send_time, arrival_time_ms=arrival_time_ms,
                     payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
                 rtcp_ssrc = getattr(receiver, rtcp_ssrc_field)
-                if rtcp_ssrc is not None and remb is not None:
+                if (rtcp_ssrc is not None and remb is not None
+                        and remb_throttle.should_send(remb[0], arrival_time_ms)):
                     _in_background(sending, receiver._send_rtcp(RtcpPsfbPacket(
                         fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
                         fci=pack_remb_fci(*remb))))

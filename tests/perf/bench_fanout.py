@@ -16,7 +16,10 @@ aiortc's ``MediaRelay`` (decode once, encode per subscriber: the stock sender pa
 With ``--janus`` the same publisher and subscribers then run against Janus 1.1.2's VideoRoom
 (Debian package ``janus``, installed if missing) in the same run, pinned to the same CPU, its
 CPU time read from /proc: one line per N, largest N first (next to Fairwire's), then a line of
-fairwire/janus ratios. Janus runs from a temporary configuration folder (VideoRoom and HTTP
+fairwire/janus ratios. Then (unless ``--no-floor``) one line per N with the floor beside
+Fairwire's figure: the native SRTP protect + ``sendmmsg`` loop alone at the same fan-out and
+packet rate (``bench_floor.py``), what no forwarder on this machine can go below.
+Janus runs from a temporary configuration folder (VideoRoom and HTTP
 transport only, on 127.0.0.1 and a free port) and is killed at the end.
 
 The load side uses aiortc internals (a load generator may): each subscriber receiver's
@@ -69,6 +72,8 @@ from benchutil import gather_bounded
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from signalling.loop_monitor import PROBE_INTERVAL_SECONDS  # noqa: E402
+
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 CLIP_SECONDS = 10
 VIDEO_BITRATE = 1_550_000
@@ -80,7 +85,9 @@ VP8_PACKET_PAYLOAD = 1296  # aiortc PACKET_MAX (1300) minus a 4-byte VP8 payload
 BURST_PACKETS = 100  # the injected keyframe: about this many RTP packets
 BURSTS = 5
 RELAY_SUBSCRIBERS = 10
-STALL_PERIOD = 0.005  # the SFU's ticker: lateness of these wake-ups is the loop stall
+# The SFU's ticker: lateness of these wake-ups is the loop stall. A production node ticks as
+# often (signalling.loop_monitor); a faster ticker would cost CPU that only the bench pays.
+STALL_PERIOD = PROBE_INTERVAL_SECONDS
 CONNECT_CONCURRENCY = 10
 WARMUP_TIMEOUT = 30.0
 SETTLE_SECONDS = 2.0
@@ -1442,6 +1449,28 @@ def compare(fairwire: dict[int, dict[str, Any]], janus: dict[int, dict[str, Any]
           "sfu_cpu_pct": ratio("sfu_cpu_pct"), "sfu_rss_mb": ratio("sfu_rss_mb")})
 
 
+def print_floor(results: dict[int, dict[str, Any]], cpu: int, seconds: float,
+                rate: float | None = None, label: str = "subscribers") -> None:
+    """Beside each figure, the floor: what the native protect + sendmmsg loop alone costs per
+    forwarded packet at the same fan-out (tests/perf/bench_floor.py), on the SFU's CPU."""
+    from bench_floor import CLIP_RATE, floor_us_per_packet
+
+    here = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        for key, result in sorted(results.items()):
+            fanout = int(result.get("fanout", key))
+            floor = floor_us_per_packet(
+                fanout, min(seconds, 5.0),
+                rate or result.get("incoming_pps") or result.get("publisher_pps") or CLIP_RATE)
+            figure = result.get("cpu_us_per_packet")
+            emit({"floor": "native protect + sendmmsg alone", label: key, "fanout": fanout,
+                  "floor_us_per_packet": round(floor, 2), "fairwire_us_per_packet": figure,
+                  "fairwire_over_floor": round(figure / floor, 2) if figure else None})
+    finally:
+        os.sched_setaffinity(0, here)
+
+
 async def bench(args: argparse.Namespace) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
@@ -1459,6 +1488,8 @@ async def bench(args: argparse.Namespace) -> None:
         janus = await run_janus(clip, sizes, args.seconds, cpus[0], at_socket,
                                 args.janus_event_loops)
         compare(fairwire, janus)
+    if args.floor:
+        print_floor(fairwire, cpus[0], args.seconds)
     if args.relay:
         await run_relay(clip, RELAY_SUBSCRIBERS, args.seconds, cpus[0], at_socket)
     emit({"total_s": round(time.monotonic() - started, 1)})
@@ -1478,6 +1509,8 @@ def main() -> None:
     parser.add_argument("--janus", action="store_true",
                         help="also measure Janus 1.1.2's VideoRoom in the same run (apt-get "
                              "installs the janus package if missing)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the floor (bench_floor.py) beside each figure")
     parser.add_argument("--janus-event-loops", type=int, metavar="N",
                         help="Janus event_loops (default: Janus's own, a thread per handle)")
     parser.add_argument("--serve", choices=("forward", "relay"), help=argparse.SUPPRESS)

@@ -37,7 +37,8 @@ counters needing the admin API), ``cpu_us_per_packet`` (the server process's uti
 the window, all threads, divided by the forwarded packets), ``sfu_cpu_pct`` (the same CPU time
 per second: near 100 the server is saturated), ``loss_pct_mean``/``_max`` (per subscriber: the
 packets its three publishers sent in the window against those it counted), ``worst_stall_ms``
-(Fairwire's event loop: the lateness of a 5 ms ticker; none for Janus), ``sfu_rss_mb``,
+(Fairwire's event loop: the lateness of a 20 ms ticker, as a node's own loop monitor; none
+for Janus), ``sfu_rss_mb``,
 ``ingress_loss_pct`` (Fairwire: what its publications received against what was sent), the
 load's own CPU use, UDP receive-buffer drops on the machine and every CPU's business (above the
 two processes: someone else's work). A server that cannot keep up loses connections (ICE
@@ -93,6 +94,7 @@ from bench_fanout import (
     encode_clip,
     ensure_janus,
     measure,
+    print_floor,
     serve_child,
     warm_up,
 )
@@ -458,6 +460,9 @@ async def bench(args: argparse.Namespace) -> None:
             emit(results[name])
         if args.janus:
             compare({meetings: results["fairwire"]}, {meetings: results["janus"]})
+        if args.floor:
+            print_floor({meetings: {**results["fairwire"], "fanout": PARTICIPANTS - 1}},
+                        cpus[0], args.seconds, label="meetings")
     emit({"total_s": round(time.monotonic() - started, 1)})
 
 
@@ -468,6 +473,8 @@ def main() -> None:
     parser.add_argument("--no-janus", dest="janus", action="store_false",
                         help="Fairwire only (by default Janus 1.1.2's VideoRoom too, apt-get "
                              "installs the janus package if missing)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the floor (bench_floor.py) at a fan-out of 3 per M")
     parser.add_argument("--janus-event-loops", type=int, default=1, metavar="N",
                         help="Janus event_loops (0: Janus's own default, a thread per handle)")
     parser.add_argument("--serve", choices=("meetings",), help=argparse.SUPPRESS)
