@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 
 # Order-only on the install: reinstalling (cffi) does not change what the C file compiles to.
 $(NATIVE): sfu/native/batch_send.c sfu/_native_build.py | $(STAMP)
+	@scripts/ensure-build-tools.sh $(BIN)/python
 	@$(BIN)/python -m sfu._native_build
 
 $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
