@@ -35,6 +35,7 @@ from typing import Any, cast
 import aioice
 import aioice.ice
 import aioice.stun
+import aioice.utils
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ STUN_CLASS_REQUEST = 0
 STUN_CLASS_INDICATION = 1
 # RFC 7983 §7: a first byte of 0..3 is STUN.
 STUN_FIRST_BYTE_MAX = 3
+# ICE ufrag characters (RFC 8445 §5.3: ice-char, of which aioice uses letters and digits).
+MUXED_UFRAG_LENGTH = 8
 # One socket carries every connection's media: room for bursts (a keyframe from each of many
 # publishers) before the kernel drops. Linux caps it at net.core.[rw]mem_max unless root.
 MEDIA_SOCKET_BUFFER_BYTES = 8 * 1024 * 1024
@@ -232,6 +235,13 @@ class MediaSocket(asyncio.DatagramProtocol):
                ) -> None:
         """Make ``connection`` gather its host candidates on this socket (before it gathers);
         ``media`` takes its SRTP datagrams first (see :data:`MediaReceiver`)."""
+        # aioice's 4-character ufrags (24 bits, RFC 8445 §5.3's minimum) collide between a
+        # node's connections at a few thousand of them; here they name the connection, so
+        # each gets 48 bits and one no other connection of the socket has.
+        ufrag = aioice.utils.random_string(MUXED_UFRAG_LENGTH)
+        while ufrag in self._by_ufrag:
+            ufrag = aioice.utils.random_string(MUXED_UFRAG_LENGTH)
+        connection._local_username = ufrag
         gather_others = connection.get_component_candidates
 
         # aioice's signature, which gather_candidates() calls.
@@ -348,7 +358,7 @@ def check_internals() -> list[str]:
     """What of aioice this module needs and the installed aioice lacks."""
     missing: list[str] = []
     connection_init = aioice.Connection.__init__.__code__.co_names
-    for name in ("_protocols", "stun_server", "local_username"):
+    for name in ("_protocols", "stun_server", "_local_username"):
         if name not in connection_init and not hasattr(aioice.Connection, name):
             missing.append(f"aioice.Connection.{name}")
     if "self.get_component_candidates(" not in inspect.getsource(
@@ -361,6 +371,8 @@ def check_internals() -> list[str]:
     for name in ("receiver", "transactions"):
         if name not in protocol_init:
             missing.append(f"aioice.ice.StunProtocol.{name}")
+    if not isinstance(getattr(aioice.Connection, "local_username", None), property):
+        missing.append("aioice.Connection.local_username reads _local_username")
     for name in ("get_host_addresses", "server_reflexive_candidate"):
         if not hasattr(aioice.ice, name):
             missing.append(f"aioice.ice.{name}")

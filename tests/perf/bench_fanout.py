@@ -1456,7 +1456,9 @@ def print_floor(results: dict[int, dict[str, Any]], cpu: int, seconds: float,
     from bench_floor import CLIP_RATE, floor_us_per_packet
 
     here = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpu})
+    # bench_floor pins its sender to the first CPU it may use (the SFU's) and its drain to the
+    # second (the load's).
+    os.sched_setaffinity(0, {cpu, *(c for c in range(os.cpu_count() or 1) if c != cpu)})
     try:
         for key, result in sorted(results.items()):
             fanout = int(result.get("fanout", key))

@@ -95,6 +95,9 @@ async def test_fifty_peer_connections_share_one_udp_port_and_all_receive(
     port = sfu.media_socket.port
     assert port > 0
     assert sfu.media_socket.connections == 50
+    ufrags = {pc.getTransceivers()[0].receiver.transport.transport._connection.local_username
+              for pc in (publisher.pc, *(viewer.subscriber.pc for viewer in viewers))}
+    assert len(ufrags) == 50 and all(len(ufrag) == 8 for ufrag in ufrags)
     pcs = [publisher.pc, *(viewer.subscriber.pc for viewer in viewers)]
     for pc in pcs:
         assert pc.connectionState == "connected"
