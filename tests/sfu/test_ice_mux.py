@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 
 import aioice.stun
 import pytest
@@ -26,20 +25,6 @@ from sfu.ice_mux import (
 from sfu.sessions import MediaSettings, Publisher, Sfu
 
 
-@pytest.fixture
-async def sfu() -> AsyncIterator[Sfu]:
-    instance = Sfu()
-    yield instance
-    await instance.close()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    made = Clients()
-    yield made
-    await made.close()
-
-
 def binding(message_class: aioice.stun.Class, username: str | None = None) -> bytes:
     message = aioice.stun.Message(message_method=aioice.stun.Method.BINDING,
                                   message_class=message_class)
@@ -53,6 +38,15 @@ def server_protocols(pc: object) -> list[object]:
     transceivers = pc.getTransceivers()  # type: ignore[attr-defined]
     connection = transceivers[0].receiver.transport.transport._connection
     return list(connection._protocols)
+
+
+async def watched(sfu: Sfu, clients: Clients) -> tuple[Publisher, Viewer]:
+    """A publisher and a viewer that already receives its video."""
+    _, publisher = await publish(sfu, clients)
+    viewer = Viewer(sfu, clients)
+    await viewer.start()
+    await viewer.wait_frames("video", 5)
+    return publisher, viewer
 
 
 async def publish_audio(sfu: Sfu, clients: Clients) -> Publisher:
@@ -135,10 +129,7 @@ async def test_the_media_port_is_the_configured_one_and_a_port_in_use_is_refused
 async def test_datagrams_for_nobody_are_dropped_and_counted_and_media_goes_on(
     sfu: Sfu, clients: Clients
 ) -> None:
-    _, publisher = await publish(sfu, clients)
-    viewer = Viewer(sfu, clients)
-    await viewer.start()
-    await viewer.wait_frames("video", 5)
+    publisher, viewer = await watched(sfu, clients)
     stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     stranger.setblocking(False)
     try:
@@ -165,10 +156,7 @@ async def test_datagrams_for_nobody_are_dropped_and_counted_and_media_goes_on(
 async def test_a_closed_connection_leaves_the_socket_s_tables(
     sfu: Sfu, clients: Clients
 ) -> None:
-    _, publisher = await publish(sfu, clients)
-    viewer = Viewer(sfu, clients)
-    await viewer.start()
-    await viewer.wait_frames("video", 5)
+    publisher, viewer = await watched(sfu, clients)
     assert sfu.media_socket.connections == 2
     await viewer.subscriber.close()
     await publisher.close()

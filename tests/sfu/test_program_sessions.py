@@ -3,7 +3,6 @@ the program that follows switches without a new offer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from fractions import Fraction
 
 import av
@@ -14,20 +13,6 @@ from test_sessions import Clients, Viewer
 
 from sfu.program import ProgramError
 from sfu.sessions import Publication, Publisher, Selection, Sfu, Subscriber
-
-
-@pytest.fixture
-async def sfu() -> AsyncIterator[Sfu]:
-    instance = Sfu()
-    yield instance
-    await instance.close()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    made = Clients()
-    yield made
-    await made.close()
 
 
 class SmallCamera(VideoStreamTrack):

@@ -46,13 +46,6 @@ async def sfu(request: pytest.FixtureRequest) -> AsyncIterator[Sfu]:
     await instance.close()
 
 
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    made = Clients()
-    yield made
-    await made.close()
-
-
 async def publish(sfu: Sfu, clients: Clients, identity: str = "alice",
                   video_codec: str | None = None, audio: bool = True) -> tuple[
                       RTCPeerConnection, Publisher]:
