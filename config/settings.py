@@ -67,6 +67,15 @@ class Settings:
     # start-up); candidates advertise media_host, or the machine's first IPv4 address.
     media_host: str = "0.0.0.0"
     media_port: int = 0
+    # Machine translation of chat and questions: the providers in order of preference (each
+    # used for the language pairs it has), and what each needs.
+    translators: tuple[str, ...] = ("apertium",)
+    libretranslate_url: str | None = None
+    libretranslate_api_key: str | None = None
+    deepl_api_key: str | None = None
+    deepl_url: str | None = None  # None: the free API (https://api-free.deepl.com)
+    translation_timeout_ms: int = 5000
+    glossary: Path | None = None
     log_level: str = "INFO"
     # Each room's event log keeps at most this many events, none older than this (seconds):
     # a client that was away longer catches up from a fresh snapshot instead.
@@ -91,6 +100,7 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+TRANSLATORS = ("apertium", "libretranslate", "deepl")
 
 
 def _parse_int(name: str, raw: object, low: int, high: int) -> int:
@@ -140,7 +150,11 @@ def _coerce(name: str, raw: object) -> object:
         return _parse_int(setting, raw, 10, 1_000_000)
     if name == "event_log_max_age":
         return _parse_int(setting, raw, 10, 30 * 24 * 3600)
-    if name in ("cors_origins", "ice_servers"):
+    if name == "translation_timeout_ms":
+        return _parse_int(setting, raw, 100, 60_000)
+    if name == "glossary":
+        return Path(str(raw)) if str(raw).strip() else None
+    if name in ("cors_origins", "ice_servers", "translators"):
         return _parse_list(raw)
     if name == "data_dir":
         return Path(str(raw))
@@ -149,8 +163,10 @@ def _coerce(name: str, raw: object) -> object:
     value = raw.strip()
     if name == "redis_url":
         return value or None
-    if name == "public_url":
+    if name in ("public_url", "libretranslate_url", "deepl_url"):
         return value.rstrip("/") or None
+    if name in ("libretranslate_api_key", "deepl_api_key"):
+        return value or None
     if name == "log_level":
         return value.upper()
     return value
@@ -192,6 +208,20 @@ def _check(settings: Settings) -> None:
     except ValueError:
         raise ConfigError(
             f"FAIRWIRE_MEDIA_HOST: {settings.media_host!r} is not an IPv4 address") from None
+    for translator in settings.translators:
+        if translator not in TRANSLATORS:
+            raise ConfigError(f"FAIRWIRE_TRANSLATORS: unknown translator {translator!r} "
+                              f"(known: {', '.join(TRANSLATORS)})")
+    if "libretranslate" in settings.translators and not settings.libretranslate_url:
+        raise ConfigError("FAIRWIRE_LIBRETRANSLATE_URL: needed for the libretranslate translator")
+    if "deepl" in settings.translators and not settings.deepl_api_key:
+        raise ConfigError("FAIRWIRE_DEEPL_API_KEY: needed for the deepl translator")
+    for name in ("libretranslate_url", "deepl_url"):
+        url = getattr(settings, name)
+        if url is not None and urlparse(url).scheme not in ("http", "https"):
+            raise ConfigError(f"FAIRWIRE_{name.upper()}: not an http(s) URL: {url!r}")
+    if settings.glossary is not None and not settings.glossary.is_file():
+        raise ConfigError(f"FAIRWIRE_GLOSSARY: no such file: {settings.glossary}")
     for server in settings.ice_servers:
         if not server.startswith(("stun:", "turn:", "turns:")):
             raise ConfigError(f"FAIRWIRE_ICE_SERVERS: not a stun:/turn: URL: {server!r}")

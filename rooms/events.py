@@ -31,6 +31,7 @@ class EventType(enum.StrEnum):
     CHAT_DELETED = "chat-deleted"
     CHAT_MUTED = "chat-muted"
     MEETING = "meeting"
+    TRANSLATION = "translation"
 
 
 class StageMove(enum.StrEnum):
@@ -134,6 +135,24 @@ class ChatPosted:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageTranslated:
+    """Machine translations of a chat message or a question (``kind``), by target language:
+    ``{lang: {"text": ..., "provider": ..., "from": source language}}``. They follow the
+    original, which went out at once; a page shows the one in its reader's language."""
+
+    kind: str  # "chat" or "question"
+    id: str
+    translations: Mapping[str, Mapping[str, str]]
+    at: float
+    seq: int = 0
+    type = EventType.TRANSLATION
+
+    def fields(self) -> dict[str, Any]:
+        return {"kind": self.kind, "id": self.id,
+                "translations": {lang: dict(t) for lang, t in self.translations.items()}}
+
+
+@dataclass(frozen=True, slots=True)
 class ChatDeleted:
     id: str
     at: float
@@ -184,7 +203,7 @@ class MeetingChanged:
 
 RoomEvent = (ParticipantJoined | ParticipantUpdated | ParticipantLeft | RoomStatusChanged
              | StageChanged | ProgramChanged | QuestionChanged | ChatPosted | ChatDeleted
-             | ChatMuted | MeetingChanged)
+             | ChatMuted | MeetingChanged | MessageTranslated)
 
 
 def numbered(event: RoomEvent, seq: int) -> RoomEvent:
@@ -213,6 +232,11 @@ def event_from_dict(data: Mapping[str, Any]) -> RoomEvent:
             return ChatPosted(ChatMessage.from_dict(data["message"]), at, seq)
         if kind == EventType.CHAT_DELETED:
             return ChatDeleted(str(data["id"]), at, seq)
+        if kind == EventType.TRANSLATION:
+            return MessageTranslated(
+                str(data["kind"]), str(data["id"]),
+                {str(lang): {str(k): str(v) for k, v in t.items()}
+                 for lang, t in data["translations"].items()}, at, seq)
         if kind == EventType.CHAT_MUTED:
             return ChatMuted(str(data["identity"]), bool(data["muted"]), at, seq)
         if kind == EventType.PROGRAM:

@@ -64,6 +64,9 @@ class Question:
     hidden: bool = False
     # When moderators first pinned it over the video: the replay's chapters.
     pinned_at: float | None = None
+    # The language it was written in (the asker's, ISO 639-1), "" when unknown: what it is
+    # translated from.
+    language: str = ""
 
     def with_pinned(self, pinned: bool, now: float) -> Question:
         first = self.pinned_at if self.pinned_at is not None or not pinned else now
@@ -73,7 +76,7 @@ class Question:
         return {"id": self.id, "identity": self.identity, "name": self.name, "text": self.text,
                 "at": self.at, "offset": self.offset, "votes": self.votes,
                 "answered": self.answered, "pinned": self.pinned, "hidden": self.hidden,
-                "pinned_at": self.pinned_at}
+                "pinned_at": self.pinned_at, "language": self.language}
 
     def public_dict(self) -> dict[str, Any]:
         """As everyone sees it: a hidden question without its text."""
@@ -93,7 +96,7 @@ class Question:
                    votes=int(data.get("votes", 0)), answered=bool(data.get("answered")),
                    pinned=bool(data.get("pinned")), hidden=bool(data.get("hidden")),
                    pinned_at=None if data.get("pinned_at") is None
-                   else float(data["pinned_at"]))
+                   else float(data["pinned_at"]), language=str(data.get("language") or ""))
 
 
 def ranked(questions: Iterable[Question]) -> list[Question]:
@@ -108,15 +111,17 @@ class ChatMessage:
     name: str
     text: str
     at: float
+    language: str = ""  # the sender's (ISO 639-1), "" when unknown
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "identity": self.identity, "name": self.name, "text": self.text,
-                "at": self.at}
+                "at": self.at, "language": self.language}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChatMessage:
         return cls(id=str(data["id"]), identity=str(data["identity"]), name=str(data["name"]),
-                   text=str(data["text"]), at=float(data["at"]))
+                   text=str(data["text"]), at=float(data["at"]),
+                   language=str(data.get("language") or ""))
 
 
 @dataclass(slots=True)

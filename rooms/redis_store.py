@@ -18,6 +18,7 @@ Layout under ``prefix`` (default ``fairwire``):
   ``…:voted:{identity}`` — who votes for a question, and what an identity votes for;
 - ``{prefix}:room:{id}:chat`` — list of the last messages (JSON, newest first),
   ``…:chat-count`` — how many were sent, ``…:chat-muted`` — set of muted identities;
+  ``…:languages`` — set of the languages people who came in read (for translation);
 - ``{prefix}:room:{id}:visits`` — hash identity -> JSON list of its visits;
 - ``{prefix}:appointment:{id}`` — an appointment as JSON, kept until
   :data:`APPOINTMENT_RETENTION` after its end; ``{prefix}:agenda:{identity}`` — sorted set of
@@ -66,6 +67,8 @@ MGET_BATCH = 500
 INVITATION_TTL = 30 * 24 * 3600
 # An appointment is kept this long after its end (its parties' agendas show recent ones).
 APPOINTMENT_RETENTION = 90 * 24 * 3600
+# A room's set of languages read lasts this long after the last arrival that noted one.
+LANGUAGES_READ_TTL = 24 * 3600
 
 # An invitation written only over the one it was made from (compared as stored: the same
 # serialisation on every node); a new one, only while its id is free, is listed for each party.
@@ -391,7 +394,7 @@ class RedisStore:
                   self._stage_key(room.id), self._live_key(room.id, "questions"),
                   self._live_key(room.id, "chat"), self._live_key(room.id, "chat-count"),
                   self._live_key(room.id, "chat-muted"), self._live_key(room.id, "visits"),
-                  self._live_key(room.id, "meeting")],
+                  self._live_key(room.id, "meeting"), self._live_key(room.id, "languages")],
             args=[_dumps(room.to_dict()), room.created_at, room.id],
         )
         if not created:
@@ -650,6 +653,18 @@ class RedisStore:
 
     async def chat_muted(self, room_id: str, identity: str) -> bool:
         return bool(await self._redis.sismember(self._live_key(room_id, "chat-muted"), identity))
+
+    async def note_language(self, room_id: str, language: str) -> None:
+        key = self._live_key(room_id, "languages")
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.sadd(key, language)
+            # A language nobody brought for a day is no longer translated to.
+            pipe.expire(key, LANGUAGES_READ_TTL)
+            await pipe.execute()
+
+    async def languages_read(self, room_id: str) -> frozenset[str]:
+        members = await self._redis.smembers(self._live_key(room_id, "languages"))
+        return frozenset(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def add_direct(self, message: DirectMessage) -> None:
         key = self._direct_key(message.conversation)

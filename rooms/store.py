@@ -176,6 +176,13 @@ class Store(Protocol):
 
     async def chat_muted(self, room_id: str, identity: str) -> bool: ...
 
+    async def note_language(self, room_id: str, language: str) -> None:
+        """Someone who reads ``language`` came into the room (constant time)."""
+
+    async def languages_read(self, room_id: str) -> frozenset[str]:
+        """The languages of the people who came into the room (a handful, whatever the
+        audience): what its messages are translated to."""
+
     async def visit_started(self, room_id: str, visit: Visit) -> None:
         """``visit.identity`` came in (nothing changes while it has a visit open: a second
         tab, a reconnect before the old connection was noticed gone)."""
@@ -258,6 +265,7 @@ class MemoryStore:
         self._chat: dict[str, deque[ChatMessage]] = {}
         self._chat_counts: dict[str, int] = {}
         self._chat_muted: dict[str, set[str]] = {}
+        self._languages: dict[str, set[str]] = {}
         self._visits: dict[str, list[Visit]] = {}
         self._meetings: dict[str, MeetingState] = {}
         self._invitations: dict[str, Invitation] = {}  # oldest first
@@ -582,6 +590,12 @@ class MemoryStore:
 
     async def chat_muted(self, room_id: str, identity: str) -> bool:
         return identity in self._chat_muted.get(room_id, set())
+
+    async def note_language(self, room_id: str, language: str) -> None:
+        self._languages.setdefault(room_id, set()).add(language)
+
+    async def languages_read(self, room_id: str) -> frozenset[str]:
+        return frozenset(self._languages.get(room_id, ()))
 
     async def visit_started(self, room_id: str, visit: Visit) -> None:
         visits = self._visits.setdefault(room_id, [])

@@ -51,6 +51,7 @@ from signalling.keys import (
     GUEST_LIMITER,
     LIVE_HLS,
     LOOP_MONITOR,
+    MESSAGE_TRANSLATIONS,
     METRICS,
     REALTIME,
     RECORDINGS,
@@ -80,7 +81,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     if not await request.app[STORE].ping():
         raise ApiError(503, "store unreachable", "store_unavailable")
-    return web.json_response({"status": "ready", "node": request.app[SETTINGS].node_id})
+    return web.json_response({
+        "status": "ready", "node": request.app[SETTINGS].node_id,
+        # Which translators run and the pairs each has (discovered at start-up).
+        "translation": request.app[MESSAGE_TRANSLATIONS].service.details(),
+    })
 
 
 @routes.get("/metrics")

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from redis.asyncio import Redis
 
 from config import Settings
 from rooms import MemoryStore, Store
@@ -28,6 +29,7 @@ from signalling.keys import (
     LIVE,
     LOOP_MONITOR,
     MEDIA,
+    MESSAGE_TRANSLATIONS,
     METRICS,
     MODERATION,
     RATE_LIMITER,
@@ -51,6 +53,8 @@ from signalling.realtime import Realtime
 from signalling.speakers import ActiveSpeakers
 from signalling.stage import Stage
 from signalling.tasks import cancel_and_wait
+from signalling.translations import MessageTranslations, translation_service
+from translate.service import RedisTranslationCache
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +127,9 @@ def create_app(settings: Settings) -> web.Application:
     media = MediaSignalling(realtime, store, sfu)
     Stage(realtime, store, media.stop_publishing)
     ProgramSwitch(realtime, store, sfu)
-    app[LIVE] = Live(realtime, store, metrics)
+    translations = app[MESSAGE_TRANSLATIONS] = MessageTranslations(
+        realtime, store, translation_service(settings, metrics))
+    app[LIVE] = Live(realtime, store, metrics, translations)
     app[MODERATION] = Moderation(realtime, store, sfu, media, tokens)
     DirectMessages(realtime, store)
     app[INVITATIONS] = Invitations(realtime, store, tokens, app[MODERATION])
@@ -145,10 +151,27 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_moderation_lifecycle)
     app.cleanup_ctx.append(_appointments_lifecycle)
     app.cleanup_ctx.append(_speakers_lifecycle)
+    app.cleanup_ctx.append(_translations_lifecycle)
     # After the store's: recordings finish (and finalise) before the store and SFU close.
     recordings.setup(app, sfu)
     live_hls.setup(app, sfu)
     return app
+
+
+async def _translations_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    translations = app[MESSAGE_TRANSLATIONS]
+    settings = app[SETTINGS]
+    redis = None
+    if settings.redis_url is not None:
+        # Translations are shared by every node (a cache: its outage costs provider calls).
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2.0)
+        translations.service.use_cache(RedisTranslationCache(redis))
+    await translations.service.start()
+    yield
+    await translations.close()
+    await translations.service.close()
+    if redis is not None:
+        await redis.aclose()
 
 
 async def _moderation_lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from signalling.realtime import Realtime
     from signalling.recordings import Recordings
     from signalling.speakers import ActiveSpeakers
+    from signalling.translations import MessageTranslations
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -46,3 +47,4 @@ INVITATIONS: web.AppKey[Invitations] = web.AppKey("invitations")
 APPOINTMENTS: web.AppKey[Appointments] = web.AppKey("appointments")
 APPOINTMENT_SCHEDULER: web.AppKey[AppointmentScheduler] = web.AppKey("appointment_scheduler")
 SPEAKERS: web.AppKey[ActiveSpeakers] = web.AppKey("speakers")
+MESSAGE_TRANSLATIONS: web.AppKey[MessageTranslations] = web.AppKey("message_translations")

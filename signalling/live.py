@@ -50,6 +50,8 @@ from signalling.errors import ApiError
 from signalling.keys import LIVE, STORE
 from signalling.metrics import Metrics
 from signalling.realtime import Connection, Realtime
+from signalling.translations import MessageTranslations, Written
+from translate.languages import normalize
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +77,12 @@ class RateLimited(ApiError):
 
 
 class Live:
-    def __init__(self, realtime: Realtime, store: Store, metrics: Metrics) -> None:
+    def __init__(self, realtime: Realtime, store: Store, metrics: Metrics,
+                 translations: MessageTranslations | None = None) -> None:
         self.realtime = realtime
         self.store = store
         self.metrics = metrics
+        self.translations = translations
         self.chat_limit = ChatRateLimit()
         on = realtime.on
         on("question-ask", self._ask, grant=Grant.SUBSCRIBE, joined=True)
@@ -125,18 +129,30 @@ class Live:
 
     async def _join_part(self, connection: Connection, room: Room) -> dict[str, Any]:
         identity = connection.claims.identity
+        chat = await self.store.recent_chat(room.id)
         part: dict[str, Any] = {
-            "chat": [m.to_dict() for m in await self.store.recent_chat(room.id)],
+            "chat": [m.to_dict() for m in chat],
             "chat_muted": await self.store.chat_muted(room.id, identity),
         }
+        written = [Written("chat", m.id, m.text, m.language) for m in chat]
         if room.kind == RoomKind.LIVESTREAM:
             moderator = self._moderates(connection, room)
+            questions = await self.store.list_questions(room.id)
             part["qa"] = {
-                "questions": [q.seen_by(identity, moderator)
-                              for q in await self.store.list_questions(room.id)],
+                "questions": [q.seen_by(identity, moderator) for q in questions],
                 "voted": sorted(await self.store.voted(room.id, identity)),
             }
+            written += [Written("question", q.id, q.text, q.language)
+                        for q in questions if not q.hidden]
+        if self.translations is not None:
+            # What was translated before this page came in, in its reader's language.
+            part["translations"] = await self.translations.for_reader(
+                written, connection.claims.language)
         return part
+
+    def _posted(self, room: Room, written: Written) -> None:
+        if self.translations is not None:
+            self.translations.posted(room, written)
 
     # -- questions ----------------------------------------------------------------------------
 
@@ -146,8 +162,10 @@ class Live:
         claims = connection.claims
         now = time.time()
         offset = None if room.started_at is None else round(max(0.0, now - room.started_at), 3)
-        question = Question(new_id(), claims.identity, claims.name, text, now, offset)
+        question = Question(new_id(), claims.identity, claims.name, text, now, offset,
+                            language=normalize(claims.language) or "")
         await self._changed(room, question)
+        self._posted(room, Written("question", question.id, text, question.language))
         self.metrics.live_activity.labels("questions_asked").inc()
         return {"question": question.to_dict()}
 
@@ -214,9 +232,11 @@ class Live:
         wait = self.chat_limit.retry_after(claims.identity, now)
         if wait > 0:
             raise RateLimited(wait)
-        message = ChatMessage(new_id(), claims.identity, claims.name, text, now)
+        message = ChatMessage(new_id(), claims.identity, claims.name, text, now,
+                              normalize(claims.language) or "")
         await self.store.add_chat(room.id, message)
         await self.realtime.feed.append(room.id, ChatPosted(message, now))
+        self._posted(room, Written("chat", message.id, text, message.language))
         self.metrics.live_activity.labels("chat_messages").inc()
         return {"message": message.to_dict()}
 

@@ -51,6 +51,14 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.translation_failures = Counter(
+            "fairwire_translation_failures",
+            "Translations a provider did not deliver, by provider and why (the original was "
+            "delivered anyway; the next provider or a later retry may have translated it)",
+            ["provider", "kind"],
+            registry=self.registry,
+        )
+
         self.media = Gauge(
             "fairwire_media",
             "This node's media plane: rooms, publishers, subscribers, publications, downtracks, "

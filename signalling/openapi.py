@@ -324,7 +324,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/healthz": {"get": {"summary": "Alive", "responses": {"200": {"description": "OK"}}}},
-            "/readyz": {"get": {"summary": "Ready to take work (store reachable)",
+            "/readyz": {"get": {"summary": "Ready to take work (store reachable); which "
+                                           "translators run, with their language pairs",
                                 "responses": {"200": {"description": "Ready"},
                                               **_error_responses(503)}}},
             "/metrics": {"get": {"summary": "Prometheus metrics",

@@ -42,6 +42,7 @@ from signalling.errors import ApiError, api_error, error_body
 from signalling.metrics import Metrics
 from signalling.ratelimit import RateLimiter
 from signalling.room_feed import RoomFeed, socket_room, team_room
+from translate.languages import normalize
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +394,9 @@ class Realtime:
             guest=claims.guest,
         )
         await self.store.put_participant(claims.room, participant)
+        language = normalize(claims.language)
+        if language is not None:
+            await self.store.note_language(claims.room, language)
         await self.store.visit_started(claims.room, Visit(
             claims.identity, claims.name, claims.role, participant.joined_at))
         await self._append_change(claims.room, previous, participant,

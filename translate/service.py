@@ -113,6 +113,10 @@ class TranslationService:
         self._on_failure = on_failure or (lambda provider, kind: None)
         self._in_flight: dict[str, asyncio.Future[Translation]] = {}
 
+    def use_cache(self, cache: TranslationCache) -> None:
+        """Keep translations in ``cache`` from now on (Redis's, once the node connects)."""
+        self._cache = cache
+
     async def start(self) -> None:
         """Start every provider; those that cannot start are left out (and said so in
         :meth:`details`), so that a node without a translation service still runs."""
@@ -195,6 +199,14 @@ class TranslationService:
                 last = error
         assert last is not None
         raise last
+
+    async def cached(self, text: str, source: str | None, target: str) -> Translation | None:
+        """A translation made before, by any provider of the chain; never a provider call."""
+        for provider in self.chain(source, target):
+            found = await self._cache_get(cache_key(provider.name, source, target, text))
+            if found is not None:
+                return found
+        return None
 
     async def _from(self, provider: Translator, text: str, source: str | None, target: str
                     ) -> Translation:

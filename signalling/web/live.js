@@ -85,6 +85,10 @@
       "live.chatPlaceholder": "Write a message… (Enter sends)",
       "live.send": "Send",
       "live.chatEmpty": "No messages yet. Say hello!",
+      "live.machineTranslated": "Machine translated",
+      "live.originalShown": "Original",
+      "live.showOriginal": "Show original",
+      "live.showTranslation": "Show translation",
       "live.chatEmptyText": "Please type a message first.",
       "live.chatTooLong": "Your message is {count} characters long. Please shorten it to {max} characters or fewer.",
       "live.chatRefused": "Your message was not sent: {message}",
@@ -170,6 +174,10 @@
       "live.chatPlaceholder": "输入消息…（按回车发送）",
       "live.send": "发送",
       "live.chatEmpty": "还没有消息，打个招呼吧！",
+      "live.machineTranslated": "机器翻译",
+      "live.originalShown": "原文",
+      "live.showOriginal": "显示原文",
+      "live.showTranslation": "显示译文",
       "live.chatEmptyText": "请先输入消息。",
       "live.chatTooLong": "您的消息有 {count} 个字，请缩短到 {max} 个字以内。",
       "live.chatRefused": "消息未能发送：{message}",
@@ -336,6 +344,63 @@
 
   function myIdentity() {
     return fairwire.self ? fairwire.self.identity : null;
+  }
+
+  // -- machine translation -----------------------------------------------------------------
+  // The server sends the original at once and a "translation" event when it has one per
+  // language; a message shows in its reader's language (their link's), marked, with the
+  // original one click away.
+  const translated = new Map(); // message or question id -> {lang: {text, provider, from}}
+  const showingOriginal = new Set();
+
+  function readerLanguage() {
+    const own = fairwire.self && typeof fairwire.self.language === "string" ? fairwire.self.language : "";
+    return (own || i18n.lang || "en").split("-")[0].toLowerCase();
+  }
+
+  function translationOf(item) {
+    const reader = readerLanguage();
+    if (item.language && item.language === reader) return null;
+    const all = translated.get(item.id);
+    return all && all[reader] && typeof all[reader].text === "string" ? all[reader] : null;
+  }
+
+  function translationNote(onToggle) {
+    const note = el("p", "translation-note");
+    const mark = el("span", "translation-mark");
+    const toggle = button("translation-toggle", onToggle);
+    note.append(mark, toggle);
+    note.hidden = true;
+    return { note, mark, toggle };
+  }
+
+  /** Put the item's text in its reader's language (or the original) into `view`. */
+  function paintTranslated(view, item, shownText) {
+    const translation = shownText === undefined ? translationOf(item) : null;
+    const original = showingOriginal.has(item.id);
+    view.text.textContent = translation && !original ? translation.text : shownText === undefined ? item.text : shownText;
+    view.text.lang = translation && !original ? readerLanguage() : item.language || "";
+    view.translation.note.hidden = !translation;
+    if (!translation) return;
+    view.translation.mark.textContent = t(original ? "live.originalShown" : "live.machineTranslated");
+    view.translation.toggle.textContent = t(original ? "live.showTranslation" : "live.showOriginal");
+  }
+
+  function toggleOriginal(id) {
+    if (showingOriginal.has(id)) showingOriginal.delete(id);
+    else showingOriginal.add(id);
+    scheduleRender();
+  }
+
+  function addTranslations(byId, lang) {
+    if (!byId || typeof byId !== "object") return;
+    for (const [id, value] of Object.entries(byId)) {
+      if (!value || typeof value !== "object") continue;
+      const all = translated.get(id) || {};
+      if (lang) all[lang] = value;
+      else Object.assign(all, value);
+      translated.set(id, all);
+    }
   }
 
   const hasGrant = fairwire.hasGrant;
@@ -737,6 +802,7 @@
       if (features.chat) {
         chat = [];
         for (const m of ack.chat) addMessage(m);
+        addTranslations(ack.translations, readerLanguage());
         stickChat = true;
       }
       chatMuted = ack.chat_muted === true;
@@ -761,6 +827,10 @@
         break;
       case "chat":
         addMessage(event.message);
+        break;
+      case "translation":
+        if (typeof event.id !== "string") return;
+        addTranslations({ [event.id]: event.translations });
         break;
       case "chat-deleted":
         chat = chat.filter((m) => m.id !== event.id);
@@ -846,6 +916,7 @@
     vote.append(arrow, votes);
     const body = el("div", "question-body");
     const text = el("p", "question-text");
+    const translation = translationNote(() => toggleOriginal(id));
     const meta = el("div", "question-meta");
     const who = el("span", "question-who");
     const chips = el("span", "question-chips");
@@ -865,9 +936,9 @@
       if (q) questionAction(q, "hide", "question-hide", { id, hidden: !q.hidden });
     });
     tools.append(answer, pin, hide);
-    body.append(text, meta, hint, tools);
+    body.append(text, translation.note, meta, hint, tools);
     li.append(vote, body);
-    view = { li, vote, votes, text, who, chips, hint, tools, answer, pin, hide };
+    view = { li, vote, votes, text, translation, who, chips, hint, tools, answer, pin, hide };
     questionViews.set(id, view);
     return view;
   }
@@ -891,7 +962,9 @@
     view.vote.title = hasVote ? t("live.unvoteHint")
       : count === 1 ? t("live.voteOne") : t("live.votes", { count: formatNumber(count) });
     view.vote.disabled = !!q.hidden || busy.has("vote:" + q.id) || !hasGrant("subscribe");
-    view.text.textContent = q.text;
+    // A hidden question's text is not sent to viewers: nothing to translate either.
+    if (q.hidden && !q.text) paintTranslated(view, q, q.text);
+    else paintTranslated(view, q);
     const name = mine ? t("live.you", { name: q.name || "" }) : q.name || q.identity;
     view.who.textContent = t("live.by", { name, time: formatTime(q.at) });
     const chips = [];
@@ -972,6 +1045,7 @@
     const muted = chip("chip-muted", "");
     head.append(who, muted, time);
     const text = el("p", "chat-text", m.text);
+    const translation = translationNote(() => toggleOriginal(m.id));
     const tools = el("span", "chat-actions");
     const del = button("button-secondary chat-delete", () => chatAction("delete:" + m.id, "chat-delete", { id: m.id }));
     const mute = button("button-secondary chat-mute", () => {
@@ -979,8 +1053,8 @@
       chatAction("mute:" + m.identity, "chat-mute", { identity: m.identity, muted: muteNow });
     });
     tools.append(del, mute);
-    li.append(head, text, tools);
-    view = { li, who, time, muted, text, tools, del, mute };
+    li.append(head, text, translation.note, tools);
+    view = { li, who, time, muted, text, translation, tools, del, mute };
     messageViews.set(m.id, view);
     return view;
   }
@@ -990,6 +1064,7 @@
     view.li.classList.toggle("chat-mine", mine);
     view.who.textContent = mine ? t("live.you", { name: m.name || "" }) : m.name || m.identity;
     view.time.textContent = formatTime(m.at);
+    paintTranslated(view, m);
     const isMuted = mutedChatters.has(m.identity);
     view.muted.hidden = !(moderator && isMuted);
     view.muted.textContent = t("live.mutedChip");

@@ -49,6 +49,12 @@ def test_settings_are_frozen() -> None:
         ({"FAIRWIRE_LOG_LEVEL": "LOUD"}, "FAIRWIRE_LOG_LEVEL"),
         ({"FAIRWIRE_ICE_SERVERS": "http://x"}, "FAIRWIRE_ICE_SERVERS"),
         ({"FAIRWIRE_MEDIA_PORT": "65536"}, "FAIRWIRE_MEDIA_PORT"),
+        ({"FAIRWIRE_TRANSLATORS": "apertium,babelfish"}, "FAIRWIRE_TRANSLATORS"),
+        ({"FAIRWIRE_TRANSLATORS": "libretranslate"}, "FAIRWIRE_LIBRETRANSLATE_URL"),
+        ({"FAIRWIRE_TRANSLATORS": "deepl"}, "FAIRWIRE_DEEPL_API_KEY"),
+        ({"FAIRWIRE_LIBRETRANSLATE_URL": "ftp://x"}, "FAIRWIRE_LIBRETRANSLATE_URL"),
+        ({"FAIRWIRE_TRANSLATION_TIMEOUT_MS": "10"}, "FAIRWIRE_TRANSLATION_TIMEOUT_MS"),
+        ({"FAIRWIRE_GLOSSARY": "/nonexistent/glossary.toml"}, "FAIRWIRE_GLOSSARY"),
         ({"FAIRWIRE_MEDIA_HOST": "::1"}, "FAIRWIRE_MEDIA_HOST"),
         ({"FAIRWIRE_MEDIA_HOST": "media.example"}, "FAIRWIRE_MEDIA_HOST"),
         ({"FAIRWIRE_CONFIG": "/nonexistent/fw.toml"}, "FAIRWIRE_CONFIG"),
@@ -124,3 +130,12 @@ def test_the_media_port_and_its_address_come_from_the_environment() -> None:
     settings = load_config(environ={"FAIRWIRE_MEDIA_PORT": "7882",
                                     "FAIRWIRE_MEDIA_HOST": "192.0.2.10"})
     assert (settings.media_host, settings.media_port) == ("192.0.2.10", 7882)
+
+
+def test_translators_come_in_order_of_preference_with_what_they_need() -> None:
+    assert load_config(environ={}).translators == ("apertium",)
+    settings = load_config(environ={
+        "FAIRWIRE_TRANSLATORS": "deepl,libretranslate,apertium",
+        "FAIRWIRE_DEEPL_API_KEY": "k:fx", "FAIRWIRE_LIBRETRANSLATE_URL": "http://lt:5000/"})
+    assert settings.translators == ("deepl", "libretranslate", "apertium")
+    assert settings.libretranslate_url == "http://lt:5000"
