@@ -19,14 +19,13 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from translate.apertium import ApertiumTranslator
-
 from config import Settings
 from rooms import Store
 from rooms.events import MessageTranslated
 from rooms.model import Room
 from signalling.metrics import Metrics
 from signalling.realtime import Realtime
+from translate.apertium import ApertiumTranslator
 from translate.deepl import FREE_URL, DeepLTranslator
 from translate.glossary import Glossary
 from translate.languages import normalize
@@ -100,13 +99,22 @@ class MessageTranslations:
             log.info("%s %s in %s stays untranslated to %s", written.kind, written.id, room.id,
                      ", ".join(sorted(pending)))
 
+    async def _still_shown(self, room: Room, written: Written) -> bool:
+        """False once a moderator hid the question or deleted the message: a translation
+        arriving later must not bring its text back."""
+        if written.kind == "question":
+            question = await self.store.get_question(room.id, written.id)
+            return question is not None and not question.hidden
+        return any(m.id == written.id for m in await self.store.recent_chat(room.id))
+
     async def _announce(self, room: Room, written: Written,
                         done: Mapping[str, Translation]) -> None:
         translations = {lang: {"text": t.text, "provider": t.provider, "from": t.source}
                         for lang, t in sorted(done.items())}
         try:
-            await self.realtime.feed.append(room.id, MessageTranslated(
-                written.kind, written.id, translations, time.time()))
+            if await self._still_shown(room, written):
+                await self.realtime.feed.append(room.id, MessageTranslated(
+                    written.kind, written.id, translations, time.time()))
         except Exception:  # the room ended meanwhile, the store is away: the original stays
             log.info("could not announce translations of %s %s", written.kind, written.id,
                      exc_info=True)

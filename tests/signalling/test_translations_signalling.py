@@ -167,3 +167,27 @@ async def test_an_english_question_reaches_a_spanish_viewer_translated_by_aperti
     # The original stays as it was asked, beside the translation.
     asked = await maria.wait_event("room-event", lambda d: d["type"] == "question")
     assert asked["question"]["text"] == text and asked["question"]["language"] == "en"
+
+
+async def test_a_question_hidden_before_its_translation_arrives_stays_hidden(
+    aiohttp_server: ServerFactory, people: list[Participant],
+    libretranslate: tuple[FakeLibreTranslate, TestServer],
+) -> None:
+    fake, fake_server = libretranslate
+    fake.down = True
+    server = await start(aiohttp_server, FAIRWIRE_TRANSLATORS="libretranslate",
+                         FAIRWIRE_LIBRETRANSLATE_URL=str(fake_server.make_url("")))
+    owner = await reader(server, people, "acme", Role.EXHIBITOR, "en")
+    alice = await reader(server, people, "alice", Role.VISITOR, "en")
+    bob = await reader(server, people, "bob", Role.VISITOR, "es")
+    hidden = (await alice.sio.call("question-ask", {"text": "Call me on 555-0100"}))["question"]
+    kept = (await alice.sio.call("question-ask", {"text": "Is there a warranty?"}))["question"]
+    await until(lambda: len(fake.calls) >= 2)
+    reply = await owner.sio.call("question-hide", {"id": hidden["id"], "hidden": True})
+    assert reply["question"]["hidden"] is True
+    fake.down = False
+    await until(lambda: "es" in translations_of(bob, kept["id"]))
+    # The retry translated both; only the one still shown was announced.
+    assert translations_of(bob, hidden["id"]) == {}
+    assert not any(hidden["text"] in str(data) for event, data in bob.events
+                   if event == "room-event" and data["type"] == "translation")
