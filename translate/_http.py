@@ -6,9 +6,10 @@ Nothing here logs or formats a request's headers or body: they carry the API key
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import aiohttp
 
@@ -95,6 +96,22 @@ def status_failure(
     said = server_message(answer, message_key)
     message = f"{provider}: HTTP {status}" + (f": {said}" if said else "")
     return TranslationError(kind_of_status(status, special), message)
+
+
+@contextlib.asynccontextmanager
+async def start_bounded(provider: str, seconds: float, what: str) -> AsyncIterator[None]:
+    """What ``start()`` does inside may take ``seconds``: past them, or on an aiohttp timeout,
+    the provider is unavailable (a slow start is a provider that is not there)."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError as exc:
+        raise TranslationError(
+            FailureKind.UNAVAILABLE, f"{provider}: no {what} within {seconds} s") from exc
+    except TranslationError as exc:
+        if exc.kind is FailureKind.TIMEOUT:
+            raise TranslationError(FailureKind.UNAVAILABLE, str(exc)) from exc
+        raise
 
 
 @contextlib.contextmanager

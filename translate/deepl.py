@@ -11,7 +11,6 @@ api.deepl.com.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from translate._http import (
     SessionFactory,
     network_failures,
     parse_json,
+    start_bounded,
     status_failure,
 )
 from translate.provider import FailureKind, LanguagePair, Translation, TranslationError
@@ -99,19 +99,9 @@ class DeepLTranslator:
         return True
 
     async def start(self) -> None:
-        try:
-            async with asyncio.timeout(self._start_timeout):
-                sources = await self._languages("source")
-                targets = await self._languages("target")
-        except TimeoutError as exc:
-            raise TranslationError(
-                FailureKind.UNAVAILABLE,
-                f"{NAME}: no languages listed within {self._start_timeout} s",
-            ) from exc
-        except TranslationError as exc:
-            if exc.kind is FailureKind.TIMEOUT:
-                raise TranslationError(FailureKind.UNAVAILABLE, str(exc)) from exc
-            raise
+        async with start_bounded(NAME, self._start_timeout, "languages listed"):
+            sources = await self._languages("source")
+            targets = await self._languages("target")
         self._sources, self._targets = sources, targets
         self._pairs = frozenset(
             LanguagePair(source, target)

@@ -15,7 +15,6 @@ the server detects as a variant was still written in that language.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
 import aiohttp
@@ -26,6 +25,7 @@ from translate._http import (
     SessionFactory,
     network_failures,
     parse_json,
+    start_bounded,
     status_failure,
 )
 from translate.provider import FailureKind, LanguagePair, Translation, TranslationError
@@ -121,20 +121,10 @@ class LibreTranslateTranslator:
 
     async def start(self) -> None:
         session = self._session.get(NAME)
-        try:
-            async with asyncio.timeout(self._start_timeout):
-                with network_failures(NAME, SPECIAL_STATUSES):
-                    async with session.get(f"{self._url}/languages") as response:
-                        status, body = response.status, await response.read()
-        except TimeoutError as exc:
-            raise TranslationError(
-                FailureKind.UNAVAILABLE,
-                f"{NAME}: no answer to GET /languages within {self._start_timeout} s",
-            ) from exc
-        except TranslationError as exc:
-            if exc.kind is FailureKind.TIMEOUT:
-                raise TranslationError(FailureKind.UNAVAILABLE, str(exc)) from exc
-            raise
+        async with start_bounded(NAME, self._start_timeout, "answer to GET /languages"):
+            with network_failures(NAME, SPECIAL_STATUSES):
+                async with session.get(f"{self._url}/languages") as response:
+                    status, body = response.status, await response.read()
         answer = parse_json(body)
         if status != 200:
             raise status_failure(NAME, status, answer, "error", SPECIAL_STATUSES)

@@ -67,6 +67,13 @@ async def start(aiohttp_server: ServerFactory, **env: str) -> TestServer:
     return server
 
 
+async def start_translating(aiohttp_server: ServerFactory, libretranslate: TestServer
+                            ) -> TestServer:
+    """A node whose one translator is the local LibreTranslate."""
+    return await start(aiohttp_server, FAIRWIRE_TRANSLATORS="libretranslate",
+                       FAIRWIRE_LIBRETRANSLATE_URL=str(libretranslate.make_url("")))
+
+
 async def reader(server: TestServer, people: list[Participant], identity: str, role: Role,
                  language: str) -> Participant:
     token = server.app[TOKENS].issue_link(  # type: ignore[index]
@@ -97,8 +104,7 @@ async def test_a_message_reaches_every_language_once_each_and_a_repeat_hits_the_
     libretranslate: tuple[FakeLibreTranslate, TestServer],
 ) -> None:
     fake, fake_server = libretranslate
-    server = await start(aiohttp_server, FAIRWIRE_TRANSLATORS="libretranslate",
-                         FAIRWIRE_LIBRETRANSLATE_URL=str(fake_server.make_url("")))
+    server = await start_translating(aiohttp_server, fake_server)
     alice = await reader(server, people, "alice", Role.EXHIBITOR, "en")
     readers = [await reader(server, people, f"viewer-{lang}-{n}", Role.VISITOR, lang)
                for lang in ("es", "zh", "de") for n in range(2)]
@@ -128,8 +134,7 @@ async def test_the_original_goes_out_at_once_and_the_translation_follows_a_recov
 ) -> None:
     fake, fake_server = libretranslate
     fake.down = True
-    server = await start(aiohttp_server, FAIRWIRE_TRANSLATORS="libretranslate",
-                         FAIRWIRE_LIBRETRANSLATE_URL=str(fake_server.make_url("")))
+    server = await start_translating(aiohttp_server, fake_server)
     alice = await reader(server, people, "alice", Role.EXHIBITOR, "en")
     bob = await reader(server, people, "bob", Role.VISITOR, "es")
     reply = await alice.sio.call("chat-send", {"text": "Samples ship on Monday"})
@@ -175,8 +180,7 @@ async def test_a_question_hidden_before_its_translation_arrives_stays_hidden(
 ) -> None:
     fake, fake_server = libretranslate
     fake.down = True
-    server = await start(aiohttp_server, FAIRWIRE_TRANSLATORS="libretranslate",
-                         FAIRWIRE_LIBRETRANSLATE_URL=str(fake_server.make_url("")))
+    server = await start_translating(aiohttp_server, fake_server)
     owner = await reader(server, people, "acme", Role.EXHIBITOR, "en")
     alice = await reader(server, people, "alice", Role.VISITOR, "en")
     bob = await reader(server, people, "bob", Role.VISITOR, "es")
