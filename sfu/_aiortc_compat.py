@@ -242,8 +242,6 @@ def check_internals() -> list[str]:
     from aiortc.rtcdtlstransport import RtpRouter
 
     need(RtpRouter, "route_rtp")
-    if "_rx_srtp" not in RTCDtlsTransport._recv_next.__code__.co_names:
-        missing.append("RTCDtlsTransport._recv_next unprotects with _rx_srtp")
     if "_rtp_header_extensions_map" not in dtls_init:
         missing.append("RTCDtlsTransport._rtp_header_extensions_map")
     if "_rtp_header_extensions_map" not in RTCDtlsTransport._handle_rtp_data.__code__.co_names:

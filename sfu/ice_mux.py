@@ -326,7 +326,8 @@ class MediaSocket(asyncio.DatagramProtocol):
         sendto(data, address)
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        address: Address = (addr[0], addr[1])
+        # An AF_INET socket's addresses are (host, port) already: no copy per packet.
+        address = cast(Address, addr)
         protocol = self._by_address.get(address)
         if data and data[0] > STUN_FIRST_BYTE_MAX:
             if protocol is not None:
