@@ -126,15 +126,11 @@ class MessageTranslations:
         reader = normalize(language)
         if reader is None:
             return {}
-        found: dict[str, dict[str, str]] = {}
-        for item in items:
-            if item.language == reader or not item.text:
-                continue
-            cached = await self.service.cached(item.text, item.language or None, reader)
-            if cached is not None:
-                found[item.id] = {"text": cached.text, "provider": cached.provider,
-                                  "from": cached.source}
-        return found
+        wanted = [item for item in items if item.language != reader and item.text]
+        cached = await self.service.cached_many(
+            [(item.text, item.language or None) for item in wanted], reader)
+        return {item.id: {"text": t.text, "provider": t.provider, "from": t.source}
+                for item, t in zip(wanted, cached, strict=True) if t is not None}
 
 
 def translation_service(settings: Settings, metrics: Metrics) -> TranslationService:

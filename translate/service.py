@@ -39,6 +39,9 @@ FailureCounter = Callable[[str, FailureKind], None]
 class TranslationCache(Protocol):
     async def get(self, key: str) -> Translation | None: ...
 
+    async def get_many(self, keys: Sequence[str]) -> list[Translation | None]:
+        """Each key's translation, in one round trip."""
+
     async def put(self, key: str, translation: Translation) -> None: ...
 
 
@@ -54,6 +57,9 @@ class MemoryTranslationCache:
         if found is not None:
             self._items.move_to_end(key)
         return found
+
+    async def get_many(self, keys: Sequence[str]) -> list[Translation | None]:
+        return [await self.get(key) for key in keys]
 
     async def put(self, key: str, translation: Translation) -> None:
         self._items[key] = translation
@@ -72,7 +78,16 @@ class RedisTranslationCache:
         self._ttl_s = ttl_s
 
     async def get(self, key: str) -> Translation | None:
-        raw = await self._redis.get(self.PREFIX + key)
+        return self._decode(await self._redis.get(self.PREFIX + key))
+
+    async def get_many(self, keys: Sequence[str]) -> list[Translation | None]:
+        if not keys:
+            return []
+        return [self._decode(raw)
+                for raw in await self._redis.mget([self.PREFIX + key for key in keys])]
+
+    @staticmethod
+    def _decode(raw: Any) -> Translation | None:
         if raw is None:
             return None
         try:
@@ -200,13 +215,27 @@ class TranslationService:
         assert last is not None
         raise last
 
-    async def cached(self, text: str, source: str | None, target: str) -> Translation | None:
-        """A translation made before, by any provider of the chain; never a provider call."""
-        for provider in self.chain(source, target):
-            found = await self._cache_get(cache_key(provider.name, source, target, text))
-            if found is not None:
-                return found
-        return None
+    async def cached_many(self, texts: Sequence[tuple[str, str | None]], target: str
+                          ) -> list[Translation | None]:
+        """For each ``(text, source)``, a translation to ``target`` made before by a provider
+        of its chain (the first in order), all read from the cache at once; never a provider
+        call (a join's recent messages)."""
+        keys: list[str] = []
+        owners: list[int] = []
+        for index, (text, source) in enumerate(texts):
+            for provider in self.chain(source, target):
+                keys.append(cache_key(provider.name, source, target, text))
+                owners.append(index)
+        try:
+            found = await self._cache.get_many(keys)
+        except Exception:  # a cache that is down: the join goes on without translations
+            log.warning("translation cache unavailable", exc_info=True)
+            return [None] * len(texts)
+        result: list[Translation | None] = [None] * len(texts)
+        for owner, translation in zip(owners, found, strict=True):
+            if result[owner] is None:
+                result[owner] = translation
+        return result
 
     async def _from(self, provider: Translator, text: str, source: str | None, target: str
                     ) -> Translation:

@@ -10,6 +10,7 @@ from translate.glossary import Glossary
 from translate.provider import FailureKind, LanguagePair, Translation, TranslationError
 from translate.service import (
     MemoryTranslationCache,
+    RedisTranslationCache,
     TranslationService,
     cache_key,
 )
@@ -131,12 +132,16 @@ async def test_a_cache_that_fails_costs_a_call_not_the_message() -> None:
         async def get(self, key: str) -> Translation | None:
             raise ConnectionError("redis is down")
 
+        async def get_many(self, keys: object) -> list[Translation | None]:
+            raise ConnectionError("redis is down")
+
         async def put(self, key: str, translation: Translation) -> None:
             raise ConnectionError("redis is down")
 
     provider = ScriptedProvider("p", {("en", "es")})
     service = await started(provider, cache=BrokenCache())
     assert (await service.translate("x", "en", "es")).text == "es:X"
+    assert await service.cached_many([("x", "en")], "es") == [None]
 
 
 async def test_the_memory_cache_keeps_the_most_recent() -> None:
@@ -157,3 +162,31 @@ async def test_nothing_to_translate_or_too_much_is_refused(text: str) -> None:
     with pytest.raises(TranslationError) as refused:
         await service.translate(text, "en", "es")
     assert refused.value.kind is FailureKind.REJECTED and provider.calls == []
+
+
+async def test_a_join_reads_what_was_translated_before_in_one_go_from_any_provider() -> None:
+    first = ScriptedProvider("first", {("en", "es")})
+    second = ScriptedProvider("second", {("en", "es"), ("de", "es")})
+    service = await started(first, second)
+    first.failing = FailureKind.UNAVAILABLE
+    await service.translate("hi", "en", "es")  # made by the second provider
+    await service.translate("hallo", "de", "es")
+    calls = len(second.calls)
+    found = await service.cached_many([("hi", "en"), ("never", "en"), ("hallo", "de")], "es")
+    assert [t and t.text for t in found] == ["es:HI", None, "es:HALLO"]
+    assert len(second.calls) == calls  # from the cache only
+
+
+@pytest.mark.redis
+async def test_the_redis_cache_reads_many_keys_at_once(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        cache = RedisTranslationCache(client)
+        one = Translation("uno", "en", "es", "p")
+        await cache.put("k1", one)
+        assert await cache.get_many(["k1", "missing"]) == [one, None]
+        assert await cache.get_many([]) == []
+    finally:
+        await client.aclose()
